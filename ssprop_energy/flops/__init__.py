@@ -1,0 +1,1 @@
+"""flops room (see ../shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""profilers room (see ../shared/DESIGN.md)."""

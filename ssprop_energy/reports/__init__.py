@@ -1,0 +1,1 @@
+"""reports room (see ../shared/DESIGN.md)."""

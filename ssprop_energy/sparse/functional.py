@@ -1,0 +1,181 @@
+"""Autograd functions of ssProp: ordinary forward, channel-sliced backward.
+
+The backward pass selects output-gradient channels (see :mod:`.selection`) and runs
+``aten.convolution_backward`` (or two matmuls for Linear) on the sliced tensors, so the work
+shrinks with ``keep``. Gradients of dropped channels are zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .selection import select_channels
+
+_aten = torch.ops.aten
+
+
+def _cast_for_autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Apply autocast's cast (as built-in convs and linears get it) before a custom function."""
+    first = tensors[0]
+    assert first is not None
+    device_type = first.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return tensors
+    dtype = torch.get_autocast_dtype(device_type)
+    return tuple(
+        t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors
+    )
+
+
+class SparseConvFunction(torch.autograd.Function):
+    """N-d convolution whose backward keeps only the selected output-gradient channels."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: list[int],
+        padding: list[int],
+        dilation: list[int],
+        groups: int,
+        keep: float,
+        selection: str,
+        sparse_input_grad: bool,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, dilation, groups, keep, selection, sparse_input_grad)
+        ctx.has_bias = bias is not None
+        conv = (F.conv1d, F.conv2d, F.conv3d)[x.dim() - 3]
+        return conv(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, groups, keep, selection, sparse_input_grad = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dy = grad_output
+        out_channels = weight.shape[0]
+        zeros_pad = [0] * (x.dim() - 2)
+
+        def conv_backward(
+            dy_: torch.Tensor, x_: torch.Tensor, w_: torch.Tensor, groups_: int, mask: list[bool]
+        ) -> tuple[torch.Tensor, ...]:
+            bias_sizes = [w_.shape[0]] if mask[2] else None
+            return _aten.convolution_backward(
+                dy_, x_, w_, bias_sizes, stride, padding, dilation, False, zeros_pad, groups_, mask
+            )
+
+        idx = select_channels(dy, keep, groups, selection)
+        k = idx.numel()
+        if k == out_channels:
+            gx, gw, gb = conv_backward(dy, x, weight, groups, [need_x, need_w, need_b and ctx.has_bias])
+            return gx, gw, gb, None, None, None, None, None, None, None
+
+        depthwise = groups > 1 and out_channels == groups
+        dy_s = dy.index_select(1, idx)
+        w_s = weight.index_select(0, idx)
+        slice_x = need_x and sparse_input_grad
+        if depthwise:
+            in_per_group = x.shape[1] // groups
+            in_idx = (
+                idx.unsqueeze(1) * in_per_group + torch.arange(in_per_group, device=idx.device)
+            ).flatten()
+            x_s, groups_s = x.index_select(1, in_idx), k
+        else:
+            in_idx, x_s, groups_s = None, x, groups
+        gx_s, gw_s, gb_s = conv_backward(
+            dy_s, x_s, w_s, groups_s, [slice_x, need_w, need_b and ctx.has_bias]
+        )
+
+        grad_x = None
+        if slice_x:
+            if in_idx is None:
+                grad_x = gx_s
+            else:
+                grad_x = torch.zeros_like(x).index_copy_(1, in_idx, gx_s)
+        elif need_x:
+            grad_x = conv_backward(dy, x, weight, groups, [True, False, False])[0]
+        grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
+        grad_b = None
+        if need_b and ctx.has_bias:
+            grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s.to(dy.dtype))
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
+
+
+class SparseLinearFunction(torch.autograd.Function):
+    """Linear layer whose backward keeps only the selected output features."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        keep: float,
+        selection: str,
+        sparse_input_grad: bool,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (keep, selection, sparse_input_grad)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        keep, selection, sparse_input_grad = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dy = grad_output.reshape(-1, weight.shape[0])
+        x2 = x.reshape(-1, weight.shape[1])
+        idx = select_channels(dy, keep, 1, selection)
+        dy_s = dy.index_select(1, idx)
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            if sparse_input_grad:
+                grad_x = (dy_s @ weight.index_select(0, idx)).reshape(x.shape)
+            else:
+                grad_x = (dy @ weight).reshape(x.shape)
+        if need_w:
+            grad_w = torch.zeros_like(weight).index_copy_(0, idx, dy_s.t() @ x2)
+        if need_b and ctx.has_bias:
+            grad_b = dy.new_zeros(weight.shape[0]).index_copy_(0, idx, dy_s.sum(0))
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def sparse_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    keep: float,
+    selection: str = "topk",
+    sparse_input_grad: bool = True,
+) -> torch.Tensor:
+    """Functional ssProp convolution (1-d, 2-d or 3-d by the rank of ``x``), autocast-aware."""
+    x, weight, bias = _cast_for_autocast(x, weight, bias)
+    with torch.autocast(x.device.type, enabled=False):
+        return SparseConvFunction.apply(
+            x, weight, bias, stride, padding, dilation, groups, keep, selection, sparse_input_grad
+        )
+
+
+def sparse_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    keep: float,
+    selection: str = "topk",
+    sparse_input_grad: bool = True,
+) -> torch.Tensor:
+    """Functional ssProp linear layer, autocast-aware."""
+    x, weight, bias = _cast_for_autocast(x, weight, bias)
+    with torch.autocast(x.device.type, enabled=False):
+        return SparseLinearFunction.apply(x, weight, bias, keep, selection, sparse_input_grad)

@@ -1,0 +1,175 @@
+"""Drop-in ssProp layers: subclasses of torch's Conv1d/2d/3d and Linear.
+
+Forward is the ordinary layer. While gradients are recorded and ``keep < 1`` the backward
+pass keeps only the top-``keep`` output-gradient channels (see :mod:`.functional`).
+``keep == 1.0`` runs torch's own layer, so its gradients are torch's, bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .functional import sparse_conv, sparse_linear
+from .selection import check_keep, check_selection
+
+
+class SSPropMixin:
+    """Keep, selection and input-gradient options shared by every ssProp layer."""
+
+    keep: float
+    selection: str
+    sparse_input_grad: bool
+
+    def _init_sparse(self, keep: float, selection: str, sparse_input_grad: bool) -> None:
+        self.keep = check_keep(keep)
+        self.selection = check_selection(selection)
+        self.sparse_input_grad = bool(sparse_input_grad)
+
+    def set_keep(self, keep: float) -> None:
+        """Set the fraction of output-gradient channels kept in backward (0 < keep <= 1)."""
+        self.keep = check_keep(keep)
+
+    def _sparse_active(self, x: torch.Tensor) -> bool:
+        return self.keep < 1.0 and torch.is_grad_enabled()
+
+    def _sparse_repr(self) -> str:
+        return (
+            f", keep={self.keep}, selection={self.selection!r}, "
+            f"sparse_input_grad={self.sparse_input_grad}"
+        )
+
+
+class _SSPropConvNd(SSPropMixin):
+    """Forward of the ssProp convolutions (shared by 1-d, 2-d and 3-d)."""
+
+    def _explicit_padding(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """Turn padding modes and string padding into a padded input plus integer padding."""
+        conv: Any = self
+        dims = x.dim() - 2
+        if conv.padding_mode != "zeros":
+            x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+            return x, [0] * dims
+        if conv.padding == "valid":
+            return x, [0] * dims
+        if conv.padding == "same":
+            left, extra = [], []
+            for d, k in zip(conv.dilation, conv.kernel_size, strict=True):
+                total = d * (k - 1)
+                left.append(total // 2)
+                extra.append(total - 2 * (total // 2))
+            if any(extra):
+                pad: list[int] = []
+                for e in reversed(extra):
+                    pad += [0, e]
+                x = F.pad(x, pad)
+            return x, left
+        return x, list(conv.padding)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        conv: Any = self
+        if not self._sparse_active(input):
+            return super().forward(input)  # type: ignore[misc]
+        x, padding = self._explicit_padding(input)
+        return sparse_conv(
+            x,
+            conv.weight,
+            conv.bias,
+            list(conv.stride),
+            padding,
+            list(conv.dilation),
+            conv.groups,
+            self.keep,
+            self.selection,
+            self.sparse_input_grad,
+        )
+
+
+class SSPropConv1d(_SSPropConvNd, nn.Conv1d):
+    """``nn.Conv1d`` with ssProp's channel-sparse backward."""
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: float = 1.0,
+        selection: str = "topk",
+        sparse_input_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        nn.Conv1d.__init__(self, *args, **kwargs)
+        self._init_sparse(keep, selection, sparse_input_grad)
+
+    def extra_repr(self) -> str:
+        return nn.Conv1d.extra_repr(self) + self._sparse_repr()
+
+
+class SSPropConv2d(_SSPropConvNd, nn.Conv2d):
+    """``nn.Conv2d`` with ssProp's channel-sparse backward."""
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: float = 1.0,
+        selection: str = "topk",
+        sparse_input_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._init_sparse(keep, selection, sparse_input_grad)
+
+    def extra_repr(self) -> str:
+        return nn.Conv2d.extra_repr(self) + self._sparse_repr()
+
+
+class SSPropConv3d(_SSPropConvNd, nn.Conv3d):
+    """``nn.Conv3d`` with ssProp's channel-sparse backward."""
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: float = 1.0,
+        selection: str = "topk",
+        sparse_input_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        nn.Conv3d.__init__(self, *args, **kwargs)
+        self._init_sparse(keep, selection, sparse_input_grad)
+
+    def extra_repr(self) -> str:
+        return nn.Conv3d.extra_repr(self) + self._sparse_repr()
+
+
+class SSPropLinear(SSPropMixin, nn.Linear):
+    """``nn.Linear`` with ssProp's feature-sparse backward (mean |dy| over all leading dims)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: float = 1.0,
+        selection: str = "topk",
+        sparse_input_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        nn.Linear.__init__(self, *args, **kwargs)
+        self._init_sparse(keep, selection, sparse_input_grad)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self._sparse_active(input):
+            return super().forward(input)
+        return sparse_linear(
+            input, self.weight, self.bias, self.keep, self.selection, self.sparse_input_grad
+        )
+
+    def extra_repr(self) -> str:
+        return nn.Linear.extra_repr(self) + self._sparse_repr()
+
+
+SPARSE_LAYERS: dict[type[nn.Module], type[nn.Module]] = {
+    nn.Conv1d: SSPropConv1d,
+    nn.Conv2d: SSPropConv2d,
+    nn.Conv3d: SSPropConv3d,
+    nn.Linear: SSPropLinear,
+}

@@ -1,0 +1,75 @@
+"""Channel selection for ssProp: how many output-gradient channels to keep, and which."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SELECTIONS = ("topk", "random")
+
+
+def check_keep(keep: float, name: str = "keep") -> float:
+    """Return ``keep`` as a float, or raise ValueError naming the argument."""
+    try:
+        value = float(keep)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1], got {keep!r}") from None
+    if not 0.0 < value <= 1.0 or math.isnan(value):
+        raise ValueError(f"{name} must be in (0, 1], got {keep!r}")
+    return value
+
+
+def check_selection(selection: str) -> str:
+    """Return ``selection`` or raise ValueError naming the argument."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    return selection
+
+
+def kept_count(keep: float, channels: int) -> int:
+    """``max(1, floor(keep * channels + 1e-6))``: the number of channels kept."""
+    return max(1, math.floor(keep * channels + 1e-6))
+
+
+def kept_channels(keep: float, out_channels: int, groups: int = 1) -> int:
+    """Total output channels whose gradient a sparse layer computes.
+
+    Grouped convolutions keep the same count in every group; depthwise-style convolutions
+    (one output channel per group) select whole groups with the global rule.
+    """
+    per_group = out_channels // groups
+    if groups == 1 or per_group == 1:
+        return kept_count(keep, out_channels)
+    return groups * kept_count(keep, per_group)
+
+
+def channel_scores(grad_output: torch.Tensor) -> torch.Tensor:
+    """``mean(|dy[:, c, ...]|)`` over batch and space for every channel ``c`` (float32).
+
+    For a Linear gradient of shape (..., features) pass it flattened to (M, features):
+    the channel dimension is always dimension 1.
+    """
+    dims = [0, *range(2, grad_output.dim())]
+    count = grad_output.numel() // grad_output.shape[1]
+    norm = torch.linalg.vector_norm(grad_output, 1, dim=dims, dtype=torch.float32)
+    return norm / count
+
+
+def select_channels(
+    grad_output: torch.Tensor, keep: float, groups: int = 1, selection: str = "topk"
+) -> torch.Tensor:
+    """Sorted indices of the output channels to keep (dimension 1 of ``grad_output``)."""
+    channels = grad_output.shape[1]
+    if selection == "topk":
+        scores = channel_scores(grad_output)
+    else:
+        scores = torch.rand(channels, device=grad_output.device)
+    per_group = channels // groups
+    if groups == 1 or per_group == 1:
+        idx = torch.topk(scores, kept_count(keep, channels), sorted=False).indices
+        return idx.sort().values
+    k = kept_count(keep, per_group)
+    idx = torch.topk(scores.view(groups, per_group), k, dim=1, sorted=False).indices.sort(dim=1)
+    offsets = torch.arange(groups, device=idx.values.device).unsqueeze(1) * per_group
+    return (idx.values + offsets).flatten()

@@ -11,7 +11,9 @@ from .layers import SPARSE_LAYERS, SSPropMixin
 from .selection import check_keep, check_selection
 
 
-def _sparse_twin(module: nn.Module, keep: float, selection: str, sparse_input_grad: bool) -> nn.Module:
+def _sparse_twin(
+    module: nn.Module, keep: float, selection: str, sparse_input_grad: bool
+) -> nn.Module:
     """A new ssProp module that shares ``module``'s parameters, buffers and hooks."""
     cls = SPARSE_LAYERS[type(module)]
     twin = cls.__new__(cls)

@@ -2,7 +2,9 @@
 
 The backward pass selects output-gradient channels (see :mod:`.selection`) and runs
 ``aten.convolution_backward`` (or two matmuls for Linear) on the sliced tensors, so the work
-shrinks with ``keep``. Gradients of dropped channels are zero.
+shrinks with ``keep``. Gradients of dropped channels are zero. Slices keep the memory format
+of the tensors they come from (channels-last stays channels-last), so the sliced convolution
+runs the same kind of kernel as the dense one and the comparison with dense stays fair.
 """
 
 from __future__ import annotations
@@ -17,6 +19,30 @@ from .selection import select_channels
 _aten = torch.ops.aten
 
 
+def _channels_last_format(t: torch.Tensor) -> torch.memory_format | None:
+    """The channels-last format ``t`` is laid out in, or None."""
+    if t.dim() not in (4, 5) or t.is_contiguous():
+        return None
+    fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
+    return fmt if t.is_contiguous(memory_format=fmt) else None
+
+
+def take(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
+    """``t.index_select(dim, idx)`` for dim 0 or 1, keeping a channels-last layout.
+
+    A channels-last tensor is gathered as its contiguous (rows, channels) view, which is
+    several times faster on CPU than ``index_select`` on the strided 4-d tensor.
+    """
+    if _channels_last_format(t) is None:
+        return t.index_select(dim, idx)
+    nhwc = t.permute(0, *range(2, t.dim()), 1)
+    if dim == 0:
+        out = nhwc.reshape(t.shape[0], -1).index_select(0, idx).view(-1, *nhwc.shape[1:])
+    else:
+        out = nhwc.reshape(-1, t.shape[1]).index_select(1, idx).view(*nhwc.shape[:-1], -1)
+    return out.permute(0, t.dim() - 1, *range(1, t.dim() - 1))
+
+
 def _cast_for_autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """Apply autocast's cast (as built-in convs and linears get it) before a custom function."""
     first = tensors[0]
@@ -25,9 +51,7 @@ def _cast_for_autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | No
     if not torch.is_autocast_enabled(device_type):
         return tensors
     dtype = torch.get_autocast_dtype(device_type)
-    return tuple(
-        t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors
-    )
+    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
 
 
 class SparseConvFunction(torch.autograd.Function):
@@ -58,52 +82,45 @@ class SparseConvFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups, keep, selection, sparse_input_grad = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        need_b = need_b and ctx.has_bias
         dy = grad_output
         out_channels = weight.shape[0]
-        zeros_pad = [0] * (x.dim() - 2)
+        no_output_padding = [0] * (x.dim() - 2)
 
         def conv_backward(
             dy_: torch.Tensor, x_: torch.Tensor, w_: torch.Tensor, groups_: int, mask: list[bool]
         ) -> tuple[torch.Tensor, ...]:
             bias_sizes = [w_.shape[0]] if mask[2] else None
             return _aten.convolution_backward(
-                dy_, x_, w_, bias_sizes, stride, padding, dilation, False, zeros_pad, groups_, mask
-            )
+                dy_, x_, w_, bias_sizes, stride, padding, dilation, False, no_output_padding,
+                groups_, mask,
+            )  # fmt: skip
 
         idx = select_channels(dy, keep, groups, selection)
         k = idx.numel()
         if k == out_channels:
-            gx, gw, gb = conv_backward(dy, x, weight, groups, [need_x, need_w, need_b and ctx.has_bias])
+            gx, gw, gb = conv_backward(dy, x, weight, groups, [need_x, need_w, need_b])
             return gx, gw, gb, None, None, None, None, None, None, None
 
         depthwise = groups > 1 and out_channels == groups
-        dy_s = dy.index_select(1, idx)
-        w_s = weight.index_select(0, idx)
+        dy_s = take(dy, 1, idx)
+        w_s = take(weight, 0, idx)
         slice_x = need_x and sparse_input_grad
-        if depthwise:
+        in_idx = None
+        x_s, groups_s = x, groups
+        if depthwise:  # whole groups: slice the matching input channels too
             in_per_group = x.shape[1] // groups
-            in_idx = (
-                idx.unsqueeze(1) * in_per_group + torch.arange(in_per_group, device=idx.device)
-            ).flatten()
-            x_s, groups_s = x.index_select(1, in_idx), k
-        else:
-            in_idx, x_s, groups_s = None, x, groups
-        gx_s, gw_s, gb_s = conv_backward(
-            dy_s, x_s, w_s, groups_s, [slice_x, need_w, need_b and ctx.has_bias]
-        )
-
+            offsets = torch.arange(in_per_group, device=idx.device)
+            in_idx = (idx.unsqueeze(1) * in_per_group + offsets).flatten()
+            x_s, groups_s = take(x, 1, in_idx), k
+        gx_s, gw_s, gb_s = conv_backward(dy_s, x_s, w_s, groups_s, [slice_x, need_w, need_b])
         grad_x = None
         if slice_x:
-            if in_idx is None:
-                grad_x = gx_s
-            else:
-                grad_x = torch.zeros_like(x).index_copy_(1, in_idx, gx_s)
+            grad_x = gx_s if in_idx is None else torch.zeros_like(x).index_copy_(1, in_idx, gx_s)
         elif need_x:
             grad_x = conv_backward(dy, x, weight, groups, [True, False, False])[0]
         grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
-        grad_b = None
-        if need_b and ctx.has_bias:
-            grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s.to(dy.dtype))
+        grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
 
 

@@ -48,12 +48,12 @@ def channel_scores(grad_output: torch.Tensor) -> torch.Tensor:
     """``mean(|dy[:, c, ...]|)`` over batch and space for every channel ``c`` (float32).
 
     For a Linear gradient of shape (..., features) pass it flattened to (M, features):
-    the channel dimension is always dimension 1.
+    the channel dimension is always dimension 1. (``abs().sum()`` rather than a fused
+    ``vector_norm``: the latter is several times slower on channels-last CPU tensors.)
     """
     dims = [0, *range(2, grad_output.dim())]
     count = grad_output.numel() // grad_output.shape[1]
-    norm = torch.linalg.vector_norm(grad_output, 1, dim=dims, dtype=torch.float32)
-    return norm / count
+    return grad_output.abs().sum(dim=dims, dtype=torch.float32) / count
 
 
 def select_channels(

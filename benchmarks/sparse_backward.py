@@ -4,9 +4,10 @@ For every distinct conv shape of ResNet-18 at batch 64 (32x32 inputs) and keep 0
 0.8 it prints the median backward time of ``SSPropConv2d`` divided by the dense backward
 time, beside the ideal ratio (= keep), plus the channel-selection cost (scoring + top-k +
 gathers, at keep 0.2) as a fraction of the dense backward, and the same ratio for a whole
-ResNet-18 training step. All ratios are measured in one run, alternating dense and sparse repetitions so drifts hit both alike.
+ResNet-18 training step. All ratios are measured in one run, alternating dense and sparse
+repetitions so drifts hit both alike; both memory formats by default.
 
-    python benchmarks/sparse_backward.py [--format channels_last|contiguous] [--reps 15]
+    python benchmarks/sparse_backward.py [--format both|contiguous|channels_last] [--reps 15]
 """
 
 from __future__ import annotations
@@ -117,9 +118,7 @@ def train_step_ratio(fmt: torch.memory_format, reps: int, keep: float = 0.2) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--format", choices=["contiguous", "channels_last", "both"], default="both"
-    )
+    parser.add_argument("--format", choices=["contiguous", "channels_last", "both"], default="both")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--step-reps", type=int, default=5)
     args = parser.parse_args()

@@ -163,9 +163,7 @@ class RunStore:
 
     def append_epoch(self, row: dict[str, Any]) -> pd.DataFrame:
         """Add one epoch row and rewrite epochs.csv atomically; returns all rows."""
-        epochs = pd.concat(
-            [self.read_epochs(), pd.DataFrame([row])], ignore_index=True, sort=False
-        )
+        epochs = pd.concat([self.read_epochs(), pd.DataFrame([row])], ignore_index=True, sort=False)
         self.write_epochs(epochs)
         return epochs
 

@@ -51,8 +51,13 @@ def channel_scores(grad_output: torch.Tensor) -> torch.Tensor:
     the channel dimension is always dimension 1. (``abs().sum()`` rather than a fused
     ``vector_norm``: the latter is several times slower on channels-last CPU tensors.)
     """
+    channels = grad_output.shape[1]
+    count = grad_output.numel() // channels
+    if grad_output.dim() > 2 and not grad_output.is_contiguous():
+        rows = grad_output.movedim(1, -1)
+        if rows.is_contiguous():  # channels-last: reduce the contiguous (rows, channels) view
+            return rows.reshape(-1, channels).abs().sum(0, dtype=torch.float32) / count
     dims = [0, *range(2, grad_output.dim())]
-    count = grad_output.numel() // grad_output.shape[1]
     return grad_output.abs().sum(dim=dims, dtype=torch.float32) / count
 
 

@@ -3,6 +3,14 @@
 The public API, re-exported from the package rooms; nothing is defined here.
 """
 
+from .profilers import (
+    EnergyMeter,
+    Measurement,
+    Provenance,
+    SourceInfo,
+    carbon_intensity_g_per_kwh,
+    emissions_kg,
+)
 from .sparse import (
     DropScheduler,
     SSPropConv1d,
@@ -19,12 +27,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DropScheduler",
+    "EnergyMeter",
+    "Measurement",
+    "Provenance",
     "SSPropConv1d",
     "SSPropConv2d",
     "SSPropConv3d",
     "SSPropLinear",
+    "SourceInfo",
     "__version__",
+    "carbon_intensity_g_per_kwh",
     "convert_model",
+    "emissions_kg",
     "kept_channels",
     "set_keep",
     "sparse_layers",

@@ -6,9 +6,9 @@ when imported below.
 
 from __future__ import annotations
 
-from ._app import app
-
 # Command modules (one import line each; they register themselves on ``app``).
+from . import energy_cmd  # noqa: F401
+from ._app import app
 
 
 def main() -> None:

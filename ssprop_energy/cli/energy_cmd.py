@@ -1,0 +1,134 @@
+"""``ssprop-energy env`` and ``ssprop-energy measure -- CMD ARGS...``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UserError
+from ..profilers import EnergyMeter
+from ._app import app, user_errors
+
+Country = Annotated[
+    str,
+    typer.Option(help="ISO 3166-1 alpha-3 country code for the carbon intensity (e.g. USA, FRA)."),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(help="Region within the country (USA/CAN/CHN states or provinces, Nordic zones)."),
+]
+UseCodeCarbon = Annotated[
+    bool,
+    typer.Option(help="Run CodeCarbon's offline tracker (and use its CPU model without RAPL)."),
+]
+
+
+def _sources_table(meter: EnergyMeter) -> Table:
+    table = Table("source", "provenance", "device", "reason")
+    for s in meter.sources:
+        table.add_row(s.name, s.provenance, s.device or "-", s.reason or "-")
+    return table
+
+
+@app.command()
+@user_errors
+def env(
+    country: Country = "USA",
+    region: Region = None,
+    codecarbon: UseCodeCarbon = True,
+) -> None:
+    """List the energy sources this machine offers, with provenance and why any is missing."""
+    meter = EnergyMeter(codecarbon=codecarbon, country=country, region=region)
+    with meter:
+        table = _sources_table(meter)
+        environment = meter.environment()
+    console = Console()
+    console.print(table)
+    gpus = ", ".join(environment["gpus"]) or "none"
+    console.print(
+        f"GPUs: {gpus}; driver: {environment['driver'] or 'none'}; CPU: {environment['cpu']}"
+    )
+    console.print(
+        f"carbon intensity ({meter.country}"
+        f"{'/' + region if region else ''}): "
+        f"{meter.carbon_intensity_g_per_kwh:.1f} g CO2eq/kWh"
+    )
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Atomic write: a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(temp, index=False)
+    os.replace(temp, path)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+@user_errors
+def measure(
+    command: Annotated[list[str], typer.Argument(help="The command to run, after `--`.")],
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the figures as one CSV row.")
+    ] = None,
+    country: Country = "USA",
+    region: Region = None,
+    interval: Annotated[float, typer.Option(help="Sampler period in seconds.")] = 0.1,
+    idle: Annotated[float, typer.Option(help="Seconds of idle power to measure first.")] = 0.0,
+    codecarbon: UseCodeCarbon = True,
+) -> None:
+    """Run CMD and print its time, energy per source, emissions and provenance.
+
+    The command's exit code is passed through."""
+    meter = EnergyMeter(codecarbon=codecarbon, country=country, region=region, interval_s=interval)
+    with meter:
+        idle_w = meter.measure_idle(idle)
+        meter.begin("command")
+        try:
+            code = subprocess.call(command)
+        except FileNotFoundError:
+            raise UserError(f"command not found: {command[0]}") from None
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            result = meter.end("command")
+    console = Console()
+    table = Table("source", "energy_j", "power_w", "idle_w", "provenance")
+    for name, energy in result.energy_j.items():
+        table.add_row(
+            name,
+            "-" if energy is None else f"{energy:.3f}",
+            "-" if energy is None else f"{energy / result.time_s:.2f}",
+            f"{idle_w[name]:.2f}" if name in idle_w else "-",
+            result.provenance[name],
+        )
+    console.print(table)
+    total = result.total_energy_j
+    console.print(f"time_s: {result.time_s:.3f}")
+    if total is None:
+        console.print("energy_j: no source has a figure on this machine (see `ssprop-energy env`)")
+    else:
+        console.print(
+            f"energy_j: {total:.3f}  emissions_kg: {meter.emissions_kg(total):.3e} "
+            f"({meter.country}, {meter.carbon_intensity_g_per_kwh:.1f} g/kWh)"
+        )
+    if meter.codecarbon_result is not None:
+        cc = meter.codecarbon_result
+        console.print(
+            f"CodeCarbon (its own model: CPU + RAM + GPU, whole meter): "
+            f"energy_j {cc['energy_consumed'] * 3.6e6:.3f}, "
+            f"emissions_kg {cc['emissions']:.3e}"
+        )
+    if csv is not None:
+        frame = meter.summary()
+        frame.insert(0, "command", shlex.join(command))
+        frame["exit_code"] = code
+        _write_csv(frame, csv)
+    raise typer.Exit(code)

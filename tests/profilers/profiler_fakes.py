@@ -1,0 +1,134 @@
+"""Fakes at the hardware boundary: a ``pynvml`` module and a powercap tree."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+
+class FakeNVMLError(Exception):
+    """Stands in for ``pynvml.NVMLError``."""
+
+
+@dataclass
+class FakeGpu:
+    """A GPU drawing ``power_w`` constantly; its counter steps every ``update_s`` seconds.
+
+    ``counter``: whether the total-energy counter is supported. ``reported_power_w``: what
+    ``nvmlDeviceGetPowerUsage`` says (defaults to the true power). ``fail_after``: counter
+    and power calls raise after this many calls (errors mid-run)."""
+
+    uuid: str
+    name: str = "Fake A100"
+    power_w: float = 100.0
+    counter: bool = True
+    update_s: float = 0.1
+    reported_power_w: float | None = None
+    extras: bool = True
+    fail_after: int | None = None
+
+    def __post_init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.calls = 0
+
+    def _tick(self) -> None:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise FakeNVMLError("GPU is lost")
+
+    def energy_mj(self) -> int:
+        self._tick()
+        steps = math.floor((time.perf_counter() - self.t0) / self.update_s)
+        return round(self.power_w * steps * self.update_s * 1000)
+
+    def power_mw(self) -> int:
+        self._tick()
+        reported = self.power_w if self.reported_power_w is None else self.reported_power_w
+        return round(reported * 1000)
+
+
+class FakeNvml:
+    """Module-level pynvml functions over a list of :class:`FakeGpu`."""
+
+    NVMLError = FakeNVMLError
+    NVML_CLOCK_SM = 1
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self, gpus: list[FakeGpu], init_error: str | None = None) -> None:
+        self.gpus = gpus
+        self.init_error = init_error
+        self.initialised = False
+        self.shutdowns = 0
+
+    def nvmlInit(self) -> None:
+        if self.init_error:
+            raise FakeNVMLError(self.init_error)
+        self.initialised = True
+
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+        self.initialised = False
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "550.54.15"
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        assert self.initialised
+        return self.gpus[index]
+
+    def nvmlDeviceGetName(self, gpu: FakeGpu) -> bytes:
+        return gpu.name.encode()
+
+    def nvmlDeviceGetUUID(self, gpu: FakeGpu) -> str:
+        return gpu.uuid
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
+        if not gpu.counter:
+            raise FakeNVMLError("Not Supported")
+        return gpu.energy_mj()
+
+    def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:
+        return gpu.power_mw()
+
+    def _extra(self, gpu: FakeGpu) -> None:
+        if not gpu.extras:
+            raise FakeNVMLError("Not Supported")
+
+    def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> SimpleNamespace:
+        self._extra(gpu)
+        return SimpleNamespace(gpu=87, memory=40)
+
+    def nvmlDeviceGetMemoryInfo(self, gpu: FakeGpu) -> SimpleNamespace:
+        self._extra(gpu)
+        return SimpleNamespace(used=3 * 2**30, total=40 * 2**30)
+
+    def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, kind: int) -> int:
+        self._extra(gpu)
+        assert kind == self.NVML_CLOCK_SM
+        return 1410
+
+    def nvmlDeviceGetTemperature(self, gpu: FakeGpu, kind: int) -> int:
+        self._extra(gpu)
+        return 61
+
+
+def write_zone(
+    root: Path, name: str, label: str, energy_uj: int, max_uj: int = 262143328850
+) -> Path:
+    """Create a powercap zone folder (``name`` may be nested: ``intel-rapl:0/intel-rapl:0:2``)."""
+    zone = root / name
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "name").write_text(label + "\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return zone
+
+
+def set_energy(zone: Path, energy_uj: int) -> None:
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ssprop_energy.cli import app
+
+runner = CliRunner()
+
+
+def test_env_lists_sources_with_reasons() -> None:
+    result = runner.invoke(app, ["env", "--no-codecarbon", "--country", "FRA"])
+    assert result.exit_code == 0, result.output
+    for expected in ("source", "provenance", "cpu", "dram", "carbon intensity (FRA)"):
+        assert expected in result.output
+
+
+def test_measure_passes_the_exit_code_through_and_writes_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "out" / "energy.csv"
+    code = "import sys, time; time.sleep(0.2); sys.exit(3)"
+    result = runner.invoke(
+        app, ["measure", "--no-codecarbon", "--csv", str(csv), "--", sys.executable, "-c", code]
+    )
+    assert result.exit_code == 3, result.output
+    assert "time_s" in result.output and "provenance" in result.output
+    row = pd.read_csv(csv).iloc[0]
+    assert row["window"] == "command" and row["exit_code"] == 3
+    assert row["time_s"] >= 0.2
+    assert "-c" in row["command"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["measure", "--no-codecarbon", "--", "no-such-command-xyz"], "command not found"),
+        (["measure", "--country", "ZZZ", "--", "true"], "country"),
+        (["env", "--country", "ZZZ"], "country"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -11,6 +11,7 @@ from .profilers import (
     carbon_intensity_g_per_kwh,
     emissions_kg,
 )
+from .reports import Report, build_report, write_report
 from .sparse import (
     DropScheduler,
     SSPropConv1d,
@@ -30,16 +31,19 @@ __all__ = [
     "EnergyMeter",
     "Measurement",
     "Provenance",
+    "Report",
     "SSPropConv1d",
     "SSPropConv2d",
     "SSPropConv3d",
     "SSPropLinear",
     "SourceInfo",
     "__version__",
+    "build_report",
     "carbon_intensity_g_per_kwh",
     "convert_model",
     "emissions_kg",
     "kept_channels",
     "set_keep",
     "sparse_layers",
+    "write_report",
 ]

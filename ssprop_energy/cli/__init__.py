@@ -7,7 +7,10 @@ when imported below.
 from __future__ import annotations
 
 # Command modules (one import line each; they register themselves on ``app``).
-from . import energy_cmd  # noqa: F401
+from . import (
+    energy_cmd,  # noqa: F401
+    report_cmd,  # noqa: F401
+)
 from ._app import app
 
 

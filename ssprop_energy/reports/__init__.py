@@ -1,1 +1,7 @@
-"""reports room (see ../shared/DESIGN.md)."""
+"""Reports: comparison tables (pandas), CSV files and a self-contained HTML page, read only
+from the results store (docs/store.md), so a report can be rebuilt at any time."""
+
+from .report import Report, build_report
+from .write import write_report
+
+__all__ = ["Report", "build_report", "write_report"]

@@ -1,0 +1,49 @@
+"""``ssprop-energy report RUN_DIR [RUN_DIR ...]``: CSV files and report.html from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..harness.store import is_run_dir
+from ..reports import build_report, write_report
+from ._app import app, user_errors
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR", help="Sweep folders (runs/NAME) or run folders to compare."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: the one RUN_DIR; RUN_DIR/report for a run folder)."
+        ),
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Validation accuracy (0 to 1) for energy and time to target."),
+    ] = None,
+    baseline: Annotated[
+        str, typer.Option(help="Method or method label the other runs are compared with.")
+    ] = "dense",
+) -> None:
+    """Write summary.csv, methods.csv, epochs.csv, phases.csv, setups.csv and report.html."""
+    if out is None:
+        if len(run_dirs) > 1:
+            raise UserError("--out: required when merging several run folders")
+        out = run_dirs[0] / "report" if is_run_dir(run_dirs[0]) else run_dirs[0]
+    built = build_report(run_dirs, target_accuracy=target_accuracy, baseline=baseline)
+    for path in write_report(built, out):
+        typer.echo(f"wrote {path}")
+    typer.echo(built.headline)
+    for note in built.notes:
+        typer.echo(f"note: {note}")

@@ -1,0 +1,351 @@
+"""The report's charts as inline SVG, drawn with matplotlib (no script, no network, small).
+
+Text stays SVG text (``svg.fonttype: none``) and math parsing is off, so a run name is drawn
+literally and matplotlib's SVG writer escapes it. Every chart plots columns of the report's
+CSV files; each :class:`Chart` names them in its caption.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .compare import SAVINGS
+from .report import Report
+from .runs import FLOPS_OF_PHASE, NO_SETUP, PHASES
+
+STYLE = {
+    "svg.fonttype": "none",
+    "text.parse_math": False,
+    "svg.image_inline": True,  # the heat map's raster stays in the page as a data: URI
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 7,
+}
+NOT_REACHED_COLOR = "#d9d9d9"
+SAVING_LABELS = {
+    "flops_backward_saving_pct": "backward FLOPs",
+    "flops_saving_pct": "total FLOPs",
+    "time_saving_pct": "time",
+    "energy_saving_pct": "energy",
+    "emissions_saving_pct": "emissions",
+}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One figure of the report: an id, a title, the CSV columns it plots, and the SVG."""
+
+    key: str
+    title: str
+    caption: str
+    svg: str
+
+
+def _svg(fig: Figure, key: str) -> str:
+    buffer = io.StringIO()
+    with mpl.rc_context({"svg.hashsalt": key}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]  # drop the XML declaration and doctype
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
+
+
+def _figure(rows: int = 1, cols: int = 1, height: float = 3.2) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(4.6 * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, list(axes.flat)
+
+
+def _colors(count: int) -> list[tuple[float, ...]]:
+    """Distinct colours: tab10, or tab20 beyond ten runs (colours cycle beyond twenty)."""
+    palette = mpl.colormaps["tab10" if count <= 10 else "tab20"].colors
+    return [palette[i % len(palette)] for i in range(count)]
+
+
+def _legend(fig: Figure, count: int) -> None:
+    """One legend for the figure, below the plots, so it never hides a curve."""
+    if count:
+        fig.legend(loc="outside lower center", ncols=min(3, count), frameon=False)
+
+
+def _per_run(ax: Axes, epochs: pd.DataFrame, y: str, ylabel: str, labelled: bool = True) -> None:
+    """One line per run; ``labelled`` lines enter the figure legend."""
+    runs = epochs.groupby("run", sort=False)
+    colors = _colors(runs.ngroups)
+    for (run, rows), color in zip(runs, colors, strict=True):
+        label = str(run) if labelled else "_nolegend_"
+        ax.plot(rows["epoch"], rows[y], marker="o", markersize=3, label=label, color=color)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+
+
+def training_curves(report: Report) -> Figure | None:
+    epochs = report.epochs
+    if epochs.empty or "accuracy" not in epochs:
+        return None
+    fig, (acc, loss) = _figure(1, 2)
+    _per_run(acc, epochs, "accuracy", "validation accuracy")
+    _per_run(
+        loss, epochs, "val_loss" if "val_loss" in epochs else "train_loss", "validation loss", False
+    )
+    if report.target_accuracy is not None:
+        acc.axhline(
+            report.target_accuracy, color="black", linestyle=":", linewidth=1, label="target"
+        )
+    _legend(fig, epochs["run"].nunique())
+    return fig
+
+
+def cumulative_energy(report: Report) -> Figure | None:
+    if report.epochs.empty or "energy_j_cum" not in report.epochs:
+        return None
+    fig, (ax,) = _figure()
+    _per_run(ax, report.epochs, "energy_j_cum", "cumulative energy (J)")
+    _legend(fig, report.epochs["run"].nunique())
+    return fig
+
+
+def power_trace(report: Report) -> Figure | None:
+    power = report.power
+    if power.empty:
+        return None
+    sources = list(dict.fromkeys(power["source"]))
+    runs = list(dict.fromkeys(power["run"]))
+    colors = _colors(len(runs))
+    fig, axes = _figure(1, len(sources))
+    for ax, source in zip(axes, sources, strict=True):
+        for run, rows in power[power["source"] == source].groupby("run", sort=False):
+            label = str(run) if ax is axes[0] else "_nolegend_"
+            color = colors[runs.index(run)]
+            ax.plot(rows["time_s"], rows["power_w"], linewidth=0.8, label=label, color=color)
+        ax.set_title(source)
+        ax.set_xlabel("time since run start (s)")
+        ax.set_ylabel("power (W)")
+    _legend(fig, power["run"].nunique())
+    return fig
+
+
+def _group_labels(methods: pd.DataFrame) -> list[str]:
+    return [
+        label if setup == NO_SETUP else f"{label}\n{setup}"
+        for label, setup in zip(methods["method_label"], methods["setup"], strict=True)
+    ]
+
+
+def _grouped_bars(
+    ax: Axes, methods: pd.DataFrame, columns: dict[str, str], errors: bool = False
+) -> None:
+    """Bars per method row, one bar per column; error bars from ``<column>_std``."""
+    x = np.arange(len(methods))
+    width = 0.8 / max(1, len(columns))
+    for i, (column, label) in enumerate(columns.items()):
+        values = methods[f"{column}_mean"].to_numpy(dtype=float)
+        yerr = methods[f"{column}_std"].fillna(0).to_numpy(dtype=float) if errors else None
+        ax.bar(
+            x + (i - (len(columns) - 1) / 2) * width,
+            values,
+            width,
+            yerr=yerr,
+            label=label,
+            capsize=3 if errors else 0,
+        )
+    ax.set_xticks(x, _group_labels(methods), rotation=20, ha="right")
+    ax.legend(frameon=False)
+
+
+def phase_costs(report: Report) -> Figure | None:
+    methods = report.methods
+
+    def has(column: str) -> bool:
+        return f"{column}_mean" in methods and bool(methods[f"{column}_mean"].notna().any())
+
+    flops = {c: p for p, c in FLOPS_OF_PHASE.items() if has(c)}
+    energy = {f"energy_j_{p}": p for p in PHASES if has(f"energy_j_{p}")}
+    if not (flops and energy):
+        return None
+    fig, (left, right) = _figure(1, 2, height=3.6)
+    _grouped_bars(left, methods, flops)
+    left.set_ylabel("FLOPs per run")
+    _grouped_bars(right, methods, energy)
+    right.set_ylabel("energy per run (J)")
+    return fig
+
+
+def savings(report: Report) -> Figure | None:
+    methods = report.methods
+    if methods.empty or "energy_saving_pct_mean" not in methods:
+        return None
+    compared = methods[methods["energy_saving_pct_mean"].notna()]
+    if compared.empty:
+        return None
+    columns = {c: SAVING_LABELS[c] for c in SAVINGS if c in SAVING_LABELS}
+    fig, (left, right) = _figure(1, 2, height=3.6)
+    _grouped_bars(left, compared, columns, errors=True)
+    left.set_ylabel(f"saving against {report.baseline} (%)")
+    left.axhline(0, color="black", linewidth=0.8)
+    _grouped_bars(right, compared, {"accuracy_change_points": "accuracy"}, errors=True)
+    right.set_ylabel("accuracy change (points)")
+    right.axhline(0, color="black", linewidth=0.8)
+    return fig
+
+
+def _reached(setups: pd.DataFrame) -> pd.Series:
+    return (setups["target_status"] == "reached") & setups["energy_j_to_target_mean"].notna()
+
+
+def energy_to_target(report: Report) -> Figure | None:
+    if report.setups.empty:
+        return None
+    setups = report.setups[report.setups["setup"] != NO_SETUP]
+    if setups["setup"].nunique() < 2 or not _reached(setups).any():
+        return None
+    labels = _group_labels(setups)
+    fig, (ax,) = _figure(height=0.3 * len(setups) + 1.2)
+    y = np.arange(len(setups))
+    reached = _reached(setups).to_numpy()
+    values = setups["energy_j_to_target_mean"].to_numpy(dtype=float)
+    errors = setups["energy_j_to_target_std"].fillna(0).to_numpy(dtype=float)
+    ax.barh(y[reached], values[reached], xerr=errors[reached], capsize=3)
+    for yi, status in zip(y[~reached], setups["target_status"][~reached], strict=True):
+        ax.text(0, yi, f" {status.replace('_', ' ')}", va="center", color="dimgray", style="italic")
+    ax.set_yticks(y, [label.replace("\n", "  ") for label in labels])
+    ax.invert_yaxis()
+    ax.set_xlabel("energy to target (J)")
+    return fig
+
+
+def heatmap_axes(setups: pd.DataFrame) -> tuple[str, str] | None:
+    """The two ``setup_*`` columns to draw as a grid: lr (rows) x batch_size (columns)
+    when present, otherwise the first two sweep fields; None for other sweep shapes."""
+    fields = [c for c in setups.columns if c.startswith("setup_")]
+    if len(fields) != 2:
+        return None
+    preferred = ["setup_lr", "setup_batch_size"]
+    return (preferred[0], preferred[1]) if set(fields) == set(preferred) else (fields[0], fields[1])
+
+
+def _tick(value: object) -> str:
+    """A sweep value as typed in the config: ``64``, not ``64.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _heatmap(
+    ax: Axes, rows: pd.DataFrame, grid_of: pd.DataFrame, y_field: str, x_field: str
+) -> None:
+    """The cells of ``rows`` on the grid spanned by all sweep points in ``grid_of``."""
+    ys = sorted(grid_of[y_field].dropna().unique())
+    xs = sorted(grid_of[x_field].dropna().unique())
+    grid = np.full((len(ys), len(xs)), np.nan)
+    text = [["no run"] * len(xs) for _ in ys]
+    for _, row in rows.dropna(subset=[y_field, x_field]).iterrows():
+        i, j = ys.index(row[y_field]), xs.index(row[x_field])
+        if row["target_status"] == "reached" and not math.isnan(row["energy_j_to_target_mean"]):
+            grid[i, j] = row["energy_j_to_target_mean"]
+            text[i][j] = f"{row['energy_j_to_target_mean']:.4g} J"
+        else:
+            text[i][j] = str(row["target_status"]).replace("_", " ")
+    ax.set_facecolor(NOT_REACHED_COLOR)
+    ax.grid(False)
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis_r", aspect="auto")
+    for i, j in np.ndindex(grid.shape):
+        ax.text(
+            j,
+            i,
+            text[i][j],
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="black" if math.isnan(grid[i, j]) else "white",
+        )
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(x_field.removeprefix("setup_"))
+    ax.set_ylabel(y_field.removeprefix("setup_"))
+    if not np.isnan(grid).all():
+        ax.figure.colorbar(image, ax=ax, label="energy to target (J)")
+
+
+def target_heatmaps(report: Report) -> Figure | None:
+    setups = report.setups
+    fields = heatmap_axes(setups) if not setups.empty else None
+    if fields is None or (setups["target_status"] == "no_target").all():
+        return None
+    labels = list(dict.fromkeys(setups["method_label"]))
+    fig, axes = _figure(1, len(labels), height=3.4)
+    for ax, label in zip(axes, labels, strict=True):
+        _heatmap(ax, setups[setups["method_label"] == label], setups, *fields)
+        ax.set_title(label)
+    return fig
+
+
+ChartMaker = Callable[[Report], Figure | None]
+CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
+    (
+        "training",
+        "Accuracy and loss per epoch",
+        "epochs.csv: run, epoch, accuracy, val_loss",
+        training_curves,
+    ),
+    (
+        "energy",
+        "Cumulative energy per epoch",
+        "epochs.csv: run, epoch, energy_j_cum",
+        cumulative_energy,
+    ),
+    (
+        "power",
+        "Power trace",
+        "power.csv of each run: time_s, source, power_w (thinned)",
+        power_trace,
+    ),
+    (
+        "phases",
+        "FLOPs and joules per phase (mean over finished runs)",
+        "methods.csv: flops_<phase>_mean, energy_j_<phase>_mean",
+        phase_costs,
+    ),
+    (
+        "savings",
+        "Savings against the baseline, error bars: std over seeds",
+        "methods.csv: <saving>_pct_mean and _std, accuracy_change_points_mean and _std",
+        savings,
+    ),
+    (
+        "target",
+        "Energy to reach the target accuracy per setup",
+        "setups.csv: energy_j_to_target_mean and _std, target_status",
+        energy_to_target,
+    ),
+    (
+        "heatmap",
+        "Energy to target over the sweep grid, one map per method",
+        "setups.csv: setup_*, energy_j_to_target_mean, target_status",
+        target_heatmaps,
+    ),
+)
+
+
+def render_charts(report: Report) -> list[Chart]:
+    """Every chart the report's data supports, in page order."""
+    charts = []
+    with mpl.rc_context(STYLE):
+        for key, title, caption, make in CHARTS:
+            fig = make(report)
+            if fig is not None:
+                charts.append(Chart(key, title, caption, _svg(fig, key)))
+    return charts

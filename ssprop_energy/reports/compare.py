@@ -1,0 +1,96 @@
+"""Each run against its baseline: the baseline-method run at the same seed and sweep point.
+
+Savings are ``(baseline - run) / baseline * 100`` (positive = the run used less); accuracy
+change is ``(run - baseline) * 100`` points. Both runs must be ``finished``; otherwise the
+comparison cells stay empty and ``comparison_note`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .provenance import pairwise
+from .runs import FINISHED
+
+SAVINGS = {
+    "flops_saving_pct": "flops_total",
+    "flops_backward_saving_pct": "flops_backward",
+    "time_saving_pct": "time_s",
+    "energy_saving_pct": "energy_j",
+    "energy_backward_saving_pct": "energy_j_backward",
+    "emissions_saving_pct": "emissions_kg",
+}
+CHANGES = {
+    "accuracy_change_points": "final_accuracy",
+    "best_accuracy_change_points": "best_accuracy",
+}
+COMPARISON_COLUMNS = (
+    "baseline_run",
+    *SAVINGS,
+    *CHANGES,
+    "j_per_gflop_saved_backward",
+    "provenance_energy_saving",
+    "comparison_note",
+)
+
+
+def is_baseline(method: str, method_label: str, baseline: str) -> bool:
+    """A run is a baseline when its method or its method label is ``baseline``."""
+    return baseline in (method, method_label)
+
+
+def _saving(run: float, base: float) -> float:
+    if math.isnan(run) or math.isnan(base) or base == 0:
+        return math.nan
+    return (base - run) / base * 100.0
+
+
+def _find_baseline(run: pd.Series, candidates: pd.DataFrame) -> pd.Series | None:
+    same = candidates[candidates["match_key"] == run["match_key"]]
+    if same.empty:
+        return None
+    finished = same[same["status"] == FINISHED]
+    return (finished if not finished.empty else same).iloc[0]
+
+
+def _compare(run: pd.Series, base: pd.Series | None, baseline: str) -> dict[str, object]:
+    row: dict[str, object] = {c: math.nan for c in COMPARISON_COLUMNS}
+    row["baseline_run"] = "" if base is None else base["run"]
+    row["provenance_energy_saving"] = ""
+    if run["is_baseline"]:
+        row["comparison_note"] = "baseline"
+    elif base is None:
+        row["comparison_note"] = f"no {baseline} run at this seed and setup"
+    elif run["status"] != FINISHED:
+        row["comparison_note"] = f"run {run['status']}: not compared"
+    elif base["status"] != FINISHED:
+        row["comparison_note"] = f"baseline {base['status']}: not compared"
+    else:
+        row["comparison_note"] = "compared"
+        for name, column in SAVINGS.items():
+            row[name] = _saving(run.get(column, math.nan), base.get(column, math.nan))
+        for name, column in CHANGES.items():
+            row[name] = (run[column] - base[column]) * 100.0
+        saved_j = base.get("energy_j_backward", math.nan) - run.get("energy_j_backward", math.nan)
+        saved_flops = base["flops_backward"] - run["flops_backward"]
+        if saved_flops > 0:
+            row["j_per_gflop_saved_backward"] = saved_j / saved_flops * 1e9
+        row["provenance_energy_saving"] = pairwise(run["provenance"], base["provenance"])
+    return row
+
+
+def add_comparisons(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """``summary`` (with ``run``, ``match_key``) plus ``is_baseline`` and the comparison columns."""
+    summary = summary.copy()
+    summary["is_baseline"] = [
+        is_baseline(m, label, baseline)
+        for m, label in zip(summary["method"], summary["method_label"], strict=True)
+    ]
+    candidates = summary[summary["is_baseline"]]
+    rows = [
+        _compare(run, _find_baseline(run, candidates), baseline) for _, run in summary.iterrows()
+    ]
+    compared = pd.DataFrame(rows, index=summary.index, columns=list(COMPARISON_COLUMNS))
+    return pd.concat([summary, compared], axis=1)

@@ -1,0 +1,287 @@
+"""The report as one self-contained HTML page: no script, no network, every string escaped.
+
+A Content-Security-Policy meta tag forbids every load (only inline styles are allowed), the
+charts are inline SVG, and each number is its CSV value rounded to 4 significant digits.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Integral, Real
+
+import pandas as pd
+
+from .charts import render_charts
+from .provenance import is_mixed
+from .report import Report
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:1200px;padding:0 1rem;
+color:#222;line-height:1.4}
+h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
+.headline{font-size:1.2rem;font-weight:600;background:#eef6ee;padding:.6rem .8rem;
+border-left:4px solid #2a7a2a}
+.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.2rem .4rem;text-align:right;white-space:nowrap}
+th{background:#f4f4f4}td.text{text-align:left}td.flag{background:#fde2c8;font-weight:600}
+caption{text-align:left;font-size:.8rem;color:#555;padding:.2rem 0}
+figure{margin:1rem 0}figcaption{font-size:.8rem;color:#555}svg{max-width:100%;height:auto}
+.notes li{color:#8a4b00}
+"""
+PROVENANCE_HELP = (
+    "Provenance: measured = energy counter (NVML, RAPL); sampled = integrated power samples; "
+    "split = counter energy split by time over windows shorter than the counter's update "
+    "period; estimated = CodeCarbon's TDP-based model; unavailable = no figure. A total "
+    "carries the weakest label of its parts; 'mixed: ...' and 'a vs b' flag figures of "
+    "different provenance."
+)
+MISSING = "–"
+
+
+def fmt(value: object) -> str:
+    """A cell as shown: numbers to 4 significant digits, NaN as a dash, text escaped."""
+    if value is None or value is pd.NA:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Integral):
+        return str(int(value))
+    if isinstance(value, Real):
+        number = float(value)
+        return MISSING if math.isnan(number) else f"{number:.4g}"
+    return html.escape(str(value)) or MISSING
+
+
+def _cell(value: object, column: str) -> str:
+    classes = []
+    if isinstance(value, str):
+        classes.append("text")
+    if column.startswith("provenance") and is_mixed(value):
+        classes.append("flag")
+    attr = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attr}>{fmt(value)}</td>"
+
+
+def table(frame: pd.DataFrame, columns: Sequence[str], caption: str) -> str:
+    """An HTML table of ``columns`` (those present) with the CSV column names as headers."""
+    present = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in present)
+    body = "".join(
+        "<tr>" + "".join(_cell(row[c], c) for c in present) + "</tr>" for _, row in frame.iterrows()
+    )
+    return (
+        f'<div class="scroll"><table><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def mean_std_table(
+    frame: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str], caption: str
+) -> str:
+    """Like :func:`table`, with one ``<metric>_mean ± <metric>_std`` cell per metric."""
+    present = [m for m in metrics if f"{m}_mean" in frame.columns or m in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in (*keys, *present))
+    rows = []
+    for _, row in frame.iterrows():
+        cells = [_cell(row[k], k) for k in keys if k in frame.columns]
+        for m in present:
+            if m in frame.columns:
+                cells.append(_cell(row[m], m))
+            else:
+                std = row.get(f"{m}_std")
+                spread = "" if fmt(std) == MISSING else f" ± {fmt(std)}"
+                cells.append(f"<td>{fmt(row[f'{m}_mean'])}{spread}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="scroll"><table><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _with_sources(columns: Iterable[str], sources: Sequence[str]) -> list[str]:
+    """Insert ``energy_j_<source>``/``provenance_<source>`` pairs after ``provenance``."""
+    out = []
+    for column in columns:
+        out.append(column)
+        if column == "provenance":
+            for source in sources:
+                out += [f"energy_j_{source}", f"provenance_{source}"]
+    return out
+
+
+RUN_COLUMNS = (
+    "run",
+    "sweep",
+    "model",
+    "dataset",
+    "status",
+    "epochs_done",
+    "final_accuracy",
+    "best_accuracy",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "energy_j_above_idle",
+    "emissions_kg",
+    "flops_forward",
+    "flops_backward",
+    "flops_total",
+    "mean_keep",
+    "baseline_run",
+    "flops_backward_saving_pct",
+    "time_saving_pct",
+    "energy_saving_pct",
+    "provenance_energy_saving",
+    "emissions_saving_pct",
+    "accuracy_change_points",
+    "j_per_gflop_backward",
+    "j_per_gflop_saved_backward",
+    "comparison_note",
+    "target_status",
+    "energy_j_to_target",
+    "time_s_to_target",
+)
+METHOD_KEYS = ("method_label", "model", "dataset", "setup", "n_runs", "n_finished", "excluded")
+METHOD_METRICS = (
+    "final_accuracy",
+    "best_accuracy",
+    "epochs_done",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "emissions_kg",
+    "flops_forward",
+    "flops_backward",
+    "flops_total",
+    "mean_keep",
+    "flops_backward_saving_pct",
+    "time_saving_pct",
+    "energy_saving_pct",
+    "provenance_energy_saving",
+    "emissions_saving_pct",
+    "accuracy_change_points",
+    "j_per_gflop_forward",
+    "j_per_gflop_backward",
+    "j_per_gflop_eval",
+    "j_per_gflop_saved_backward",
+    "energy_j_to_target",
+    "time_s_to_target",
+)
+SETUP_KEYS = (
+    "method_label",
+    "model",
+    "dataset",
+    "setup",
+    "n_runs",
+    "n_finished",
+    "n_reached",
+    "target_status",
+    "rank",
+)
+SETUP_METRICS = (
+    "energy_j_to_target",
+    "provenance",
+    "ratio_to_best",
+    "time_s_to_target",
+    "flops_total_to_target",
+    "emissions_kg_to_target",
+    "epochs_to_target",
+    "final_accuracy",
+    "worst_to_best_ratio",
+)
+PHASE_COLUMNS = (
+    "run",
+    "phase",
+    "status",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "flops",
+    "j_per_gflop",
+)
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _items(lines: Iterable[str], css: str = "") -> str:
+    attr = f' class="{css}"' if css else ""
+    return f"<ul{attr}>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+
+
+def _tables(report: Report) -> str:
+    parts = [
+        mean_std_table(
+            report.methods,
+            METHOD_KEYS,
+            _with_sources(METHOD_METRICS, report.sources),
+            "methods.csv: per method and setup, mean ± std over finished runs "
+            f"(savings against {report.baseline} at the same seed and setup)",
+        ),
+        table(
+            report.runs, _with_sources(RUN_COLUMNS, report.sources), "summary.csv: one row per run"
+        ),
+    ]
+    if not report.setups.empty and (report.setups["target_status"] != "no_target").any():
+        ranked = report.setups.sort_values(["method_label", "rank"], kind="stable")
+        parts.append(
+            mean_std_table(
+                ranked,
+                SETUP_KEYS,
+                SETUP_METRICS,
+                f"setups.csv: cost of reaching accuracy {fmt(report.target_accuracy)}, ranked per "
+                "method by energy (1 = least); setups that never reached it have no figures",
+            )
+        )
+    parts.append(
+        table(
+            report.phases,
+            _with_sources(PHASE_COLUMNS, report.sources),
+            "phases.csv: seconds, joules and FLOPs per run and phase",
+        )
+    )
+    return "".join(parts)
+
+
+def render_html(report: Report) -> str:
+    """The whole page as a string."""
+    title = f"ssprop-energy report: {report.title}"
+    target = "none" if report.target_accuracy is None else fmt(report.target_accuracy)
+    figures = "".join(
+        f'<figure id="chart-{c.key}"><figcaption><b>{html.escape(c.title)}</b> '
+        f"({html.escape(c.caption)})</figcaption>{c.svg}</figure>"
+        for c in render_charts(report)
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="headline">{html.escape(report.headline)}</p>',
+        _items(report.highlights[1:]),
+        f"<p>Baseline: {html.escape(report.baseline)}; target accuracy: {target}; "
+        f"runs: {len(report.runs)}.</p>",
+    ]
+    if report.notes:
+        body.append(_section("Notes", _items(report.notes, "notes")))
+    body.append(
+        _section(
+            "Environment",
+            table(report.environment, list(report.environment.columns), "distinct environments")
+            + table(report.energy_sources, list(report.energy_sources.columns), "energy sources")
+            + f"<p>{html.escape(PROVENANCE_HELP)}</p>",
+        )
+    )
+    body.append(_section("Tables", _tables(report)))
+    body.append(_section("Charts", figures))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )

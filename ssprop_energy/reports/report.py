@@ -1,0 +1,282 @@
+"""``build_report``: the store's runs as comparison tables; ``write_report``: CSV + HTML.
+
+A report reads only the results store (docs/store.md), so it can be rebuilt at any time,
+also from an interrupted sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import UserError
+from ..harness.store import RunRecord, load_sweep
+from .aggregate import SWEEP, method_table, setup_table
+from .compare import add_comparisons
+from .provenance import is_mixed
+from .runs import FINISHED, NO_SETUP, match_key, phase_rows, sources_of, summarize_run, tidy_epochs
+
+POWER_POINTS_PER_SERIES = 400
+"""The power trace kept per run and source (evenly thinned) so a report stays small."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """The tables of a report (pandas DataFrames, one per CSV file) and its headline."""
+
+    runs: pd.DataFrame
+    """summary.csv: one row per run, with the comparison against its baseline."""
+    methods: pd.DataFrame
+    """methods.csv: one row per method and sweep point, mean and std over finished seeds."""
+    epochs: pd.DataFrame
+    """epochs.csv: every epoch row of every run, with cumulative totals."""
+    phases: pd.DataFrame
+    """phases.csv: one row per run and phase: seconds, joules, FLOPs, J/GFLOP."""
+    setups: pd.DataFrame
+    """setups.csv: energy, time, FLOPs, emissions to target per sweep point, ranked."""
+    power: pd.DataFrame
+    """The power trace of every run (thinned): run, source, time_s, power_w."""
+    environment: pd.DataFrame
+    """Distinct environments (GPU, driver, CPU, torch, ...) and the runs on each."""
+    energy_sources: pd.DataFrame
+    """Energy sources per distinct configuration: provenance, device, reason, idle power."""
+    headline: str
+    """The one-line answer: the method that saved the most energy against the baseline."""
+    highlights: tuple[str, ...] = ()
+    """One line per compared method and sweep point, and per sweep ranking."""
+    notes: tuple[str, ...] = ()
+    """What was excluded from means, mixed provenance, missing baselines."""
+    title: str = ""
+    baseline: str = "dense"
+    target_accuracy: float | None = None
+    sources: tuple[str, ...] = ()
+
+
+def _load(run_dirs: Sequence[Path | str]) -> list[RunRecord]:
+    if not run_dirs:
+        raise UserError("report: give at least one run folder")
+    records: dict[Path, RunRecord] = {}
+    for run_dir in run_dirs:
+        for record in load_sweep(run_dir):
+            records.setdefault(record.path.resolve(), record)
+    return list(records.values())
+
+
+def _run_names(summary: pd.DataFrame) -> list[str]:
+    """Readable unique run names: method label, seed and setup; sweep and id when needed."""
+    names = [
+        f"{label} seed={seed}" + ("" if setup == NO_SETUP else f" {setup}")
+        for label, seed, setup in zip(
+            summary["method_label"], summary["seed"], summary["setup"], strict=True
+        )
+    ]
+    if len(set(names)) < len(names):
+        names = [f"{sweep}: {n}" for sweep, n in zip(summary["sweep"], names, strict=True)]
+    if len(set(names)) < len(names):
+        names = [f"{n} [{rid}]" for n, rid in zip(names, summary["run_id"], strict=True)]
+    return names
+
+
+def _beside(columns: list[str]) -> list[str]:
+    """Column order with each provenance column right after the energy column it labels."""
+    labels = {
+        c: f"energy_j_{c.removeprefix('provenance_')}"
+        for c in columns
+        if c.startswith("provenance_")
+    }
+    labels |= {"provenance": "energy_j", "provenance_energy_saving": "energy_saving_pct"}
+    ordered = list(columns)
+    for label, energy in labels.items():
+        anchor = next((a for a in (f"{energy}_std", energy) if a in ordered), None)
+        if label in ordered and anchor is not None:
+            ordered.remove(label)
+            ordered.insert(ordered.index(anchor) + 1, label)
+    return ordered
+
+
+def _target(records: list[RunRecord], target: float | None) -> tuple[float | None, list[str]]:
+    if target is not None:
+        if not 0 < target <= 1:
+            raise ValueError(f"target accuracy must be in (0, 1], got {target}")
+        return target, []
+    stored = {r.meta.get("target_accuracy") for r in records} - {None}
+    if len(stored) > 1:
+        values = ", ".join(str(v) for v in sorted(stored))
+        return None, [f"runs have different target accuracies ({values}); give one to compare"]
+    return (float(next(iter(stored))) if stored else None), []
+
+
+def _power(records: list[RunRecord], names: list[str]) -> pd.DataFrame:
+    frames = []
+    for record, name in zip(records, names, strict=True):
+        trace = record.power
+        if trace.empty or not {"time_s", "source", "power_w"} <= set(trace.columns):
+            continue
+        for source, series in trace.groupby("source", sort=False):
+            step = max(1, math.ceil(len(series) / POWER_POINTS_PER_SERIES))
+            thinned = series.iloc[::step][["time_s", "power_w"]]
+            frames.append(thinned.assign(run=name, source=str(source)))
+    columns = ["run", "source", "time_s", "power_w"]
+    return (
+        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    )
+
+
+ENVIRONMENT_FIELDS = ("gpus", "driver", "cuda", "cpu", "torch", "python", "platform")
+
+
+def _environment(records: list[RunRecord], names: list[str]) -> pd.DataFrame:
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for record, name in zip(records, names, strict=True):
+        env = record.meta.get("environment") or {}
+        values = {
+            f: ", ".join(map(str, env.get(f) or [])) if f == "gpus" else str(env.get(f) or "")
+            for f in ENVIRONMENT_FIELDS
+        }
+        row = rows.setdefault(tuple(values.values()), {**values, "runs": []})
+        row["runs"].append(name)
+    return pd.DataFrame(
+        [{**r, "n_runs": len(r["runs"]), "runs": "; ".join(r["runs"])} for r in rows.values()]
+    )
+
+
+def _energy_sources(records: list[RunRecord]) -> pd.DataFrame:
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        energy = record.meta.get("energy") or {}
+        idle = energy.get("idle_power_w") or {}
+        for source in sources_of(record):
+            info = (energy.get("sources") or {}).get(source, {})
+            row = {
+                "source": source,
+                "provenance": info.get("provenance", ""),
+                "device": info.get("device") or "",
+                "reason": info.get("reason") or "",
+                "idle_power_w": idle.get(source, math.nan),
+                "country": energy.get("country", ""),
+                "carbon_intensity_g_per_kwh": energy.get("carbon_intensity_g_per_kwh", math.nan),
+            }
+            key = tuple(str(v) for v in row.values())
+            rows.setdefault(key, {**row, "n_runs": 0})["n_runs"] += 1
+    return pd.DataFrame(list(rows.values()))
+
+
+def _pct(saving: float) -> str:
+    """A saving as the signed change the reader expects: saving 38.2 -> ``-38%``."""
+    return "n/a" if math.isnan(saving) else f"{-saving:+.0f}%"
+
+
+def _points(change: float) -> str:
+    return "n/a" if math.isnan(change) else f"{change:+.1f}"
+
+
+def _method_line(row: pd.Series) -> str:
+    where = "" if row["setup"] == NO_SETUP else f" at {row['setup']}"
+    seeds = int(row["n_finished"])
+    return (
+        f"{row['method_label']}{where}: "
+        f"{_pct(row['flops_backward_saving_pct_mean'])} backward FLOPs, "
+        f"{_pct(row['time_saving_pct_mean'])} time, "
+        f"{_pct(row['energy_saving_pct_mean'])} energy ({row['provenance_energy_saving']}), "
+        f"{_points(row['accuracy_change_points_mean'])} points accuracy "
+        f"(mean of {seeds} seed{'s' if seeds != 1 else ''})"
+    )
+
+
+def _headlines(methods: pd.DataFrame, setups: pd.DataFrame, baseline: str) -> list[str]:
+    if methods.empty or "energy_saving_pct_mean" not in methods:
+        return [f"No run could be compared with the {baseline} baseline."]
+    compared = methods[methods["energy_saving_pct_mean"].notna()]
+    compared = compared.sort_values("energy_saving_pct_mean", ascending=False, kind="stable")
+    lines = [_method_line(row) for _, row in compared.iterrows()]
+    if not lines:
+        lines = [f"No finished run could be compared with a finished {baseline} run."]
+    if "worst_to_best_ratio" not in setups:
+        return lines
+    ranked = setups[setups["worst_to_best_ratio"].notna()]
+    for (label, *_), group in ranked.groupby(SWEEP, sort=False):
+        if len(group) < 2:
+            continue
+        best = group.loc[group["rank"] == 1].iloc[0]
+        lines.append(
+            f"{label}: energy to target varies {group['worst_to_best_ratio'].iloc[0]:.2f}x "
+            f"across {len(group)} setups that reached it; best: {best['setup']}"
+        )
+    return lines
+
+
+def _notes(summary: pd.DataFrame, methods: pd.DataFrame, setups: pd.DataFrame) -> list[str]:
+    notes = []
+    unfinished = summary[summary["status"] != FINISHED]
+    for _, run in unfinished.iterrows():
+        notes.append(
+            f"excluded from means: {run['run']} ({run['status']}, {run['epochs_done']} epochs)"
+        )
+    missing = summary[summary["comparison_note"].str.startswith("no ")]
+    notes += [f"{r['run']}: {r['comparison_note']}" for _, r in missing.iterrows()]
+    for table, name in ((summary, "summary"), (methods, "methods"), (setups, "setups")):
+        for column in (c for c in table.columns if c.startswith("provenance")):
+            for index, label in table[column].items():
+                if is_mixed(label):
+                    who = (
+                        table.at[index, "run"]
+                        if "run" in table
+                        else table.at[index, "method_label"]
+                    )
+                    notes.append(
+                        f"{name}: {column} of {who} is {label}: figures of different provenance"
+                    )
+    return notes
+
+
+def build_report(
+    run_dirs: Sequence[Path | str], target_accuracy: float | None = None, baseline: str = "dense"
+) -> Report:
+    """Read sweep or run folders from the store and build the comparison tables.
+
+    ``target_accuracy`` (0 to 1) overrides the runs' own target; ``baseline`` is the method
+    (or method label) every other run is compared with, at the same seed and sweep point.
+    """
+    records = _load(run_dirs)
+    target, notes = _target(records, target_accuracy)
+    summary = pd.DataFrame([summarize_run(r, target) for r in records])
+    names = _run_names(summary)
+    summary.insert(0, "run", names)
+    summary["match_key"] = [match_key(r.meta) for r in records]
+    summary = add_comparisons(summary, baseline).drop(columns="match_key")
+    path = summary.pop("path")
+    summary = summary[_beside(list(summary.columns))].assign(path=path)
+    sources = tuple(dict.fromkeys(s for r in records for s in sources_of(r)))
+    methods = method_table(summary)
+    setups = setup_table(summary)
+    epoch_frames = [tidy_epochs(r, n) for r, n in zip(records, names, strict=True)]
+    epochs = pd.concat(
+        [f for f in epoch_frames if not f.empty] or [pd.DataFrame()], ignore_index=True
+    )
+    lines = _headlines(methods, setups, baseline)
+    notes += _notes(summary, methods, setups)
+    if not summary["is_baseline"].any():
+        notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
+    sweeps = list(dict.fromkeys(summary["sweep"]))
+    return Report(
+        runs=summary,
+        methods=methods[_beside(list(methods.columns))],
+        epochs=epochs[_beside(list(epochs.columns))],
+        phases=phase_rows(summary, list(sources)),
+        setups=setups,
+        power=_power(records, names),
+        environment=_environment(records, names),
+        energy_sources=_energy_sources(records),
+        headline=lines[0],
+        highlights=tuple(lines),
+        notes=tuple(notes),
+        title=", ".join(sweeps),
+        baseline=baseline,
+        target_accuracy=target,
+        sources=sources,
+    )

@@ -1,0 +1,227 @@
+"""One summary row per run, and the tidy epoch rows, from the store's run records.
+
+Totals are sums over the run's epoch rows; a total with a missing cell is NaN (an incomplete
+figure is never shown as if it were complete). Energy and time to a target accuracy come from
+the cumulative epoch rows up to the first epoch whose validation accuracy reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from ..harness.store import RunRecord
+from .provenance import UNAVAILABLE, weakest
+
+PHASES = ("data", "forward", "backward", "optimizer", "eval")
+FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
+SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
+CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
+TO_TARGET = ("energy_j", "time_s", "flops_total", "emissions_kg")
+FINISHED = "finished"
+NO_SETUP = "-"
+"""The setup label of a run outside a sweep."""
+ENDED_STATUSES = ("finished", "diverged", "failed")
+
+
+def setup_label(setup: dict[str, Any]) -> str:
+    """``batch_size=64, lr=0.1`` (keys sorted); ``-`` for a run outside a sweep."""
+    return ", ".join(f"{k}={setup[k]}" for k in sorted(setup)) or NO_SETUP
+
+
+def sources_of(record: RunRecord) -> list[str]:
+    """Energy sources named by the run's meta.json or its epoch columns, in first-seen order."""
+    names = list(record.meta.get("energy", {}).get("sources", {}))
+    names += [
+        c.removeprefix("provenance_") for c in record.epochs.columns if c.startswith("provenance_")
+    ]
+    return list(dict.fromkeys(names))
+
+
+def _total(epochs: pd.DataFrame, column: str) -> float:
+    if column not in epochs or epochs.empty:
+        return math.nan
+    values = pd.to_numeric(epochs[column], errors="coerce")
+    return float(values.sum(min_count=len(values)))
+
+
+def _source_provenance(record: RunRecord, source: str) -> str:
+    column = f"provenance_{source}"
+    if column in record.epochs and not record.epochs.empty:
+        return weakest(record.epochs[column])
+    stored = record.meta.get("energy", {}).get("sources", {}).get(source, {})
+    return str(stored.get("provenance", UNAVAILABLE)) if record.epochs.empty else UNAVAILABLE
+
+
+def _energy_provenance(row: dict[str, Any], sources: list[str]) -> str:
+    """The total's label: weakest over the sources that contribute joules."""
+    labels = [row[f"provenance_{s}"] for s in sources if row[f"provenance_{s}"] != UNAVAILABLE]
+    return weakest(labels)
+
+
+def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float:
+    if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:
+        return math.nan
+    return numerator / denominator * scale
+
+
+def _target_status(reached: bool, status: str) -> str:
+    if reached:
+        return "reached"
+    return "not_reached" if status in ENDED_STATUSES else "unknown"
+
+
+def _to_target(epochs: pd.DataFrame, target: float | None, status: str) -> dict[str, Any]:
+    """Epochs, joules, seconds, FLOPs and emissions until validation accuracy >= target."""
+    row: dict[str, Any] = {f"{c}_to_target": math.nan for c in TO_TARGET}
+    row["epochs_to_target"] = math.nan
+    if target is None:
+        row["target_status"] = "no_target"
+        return row
+    accuracy = pd.to_numeric(epochs.get("accuracy", pd.Series(dtype=float)), errors="coerce")
+    hits = [i for i, a in enumerate(accuracy) if a >= target]
+    row["target_status"] = _target_status(bool(hits), status)
+    if hits:
+        upto = epochs.iloc[: hits[0] + 1]
+        row["epochs_to_target"] = hits[0] + 1
+        for column in TO_TARGET:
+            row[f"{column}_to_target"] = _total(upto, column)
+    return row
+
+
+def config_name(section: object) -> str:
+    """A config section's ``name`` (``resnet18``), or its compact JSON; ``-`` when absent."""
+    if isinstance(section, dict) and "name" in section:
+        return str(section["name"])
+    return "-" if not section else json.dumps(section, sort_keys=True, default=str)
+
+
+def match_key(meta: dict[str, Any]) -> str:
+    """Runs with equal keys are comparable: same seed, sweep point, model and data."""
+    config = meta.get("run_config") or {}
+    parts = [meta.get("seed"), meta.get("setup") or {}, config.get("model"), config.get("data")]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
+    """The summary row of one run (columns of summary.csv before the baseline comparison)."""
+    meta, epochs = record.meta, record.epochs
+    setup = dict(meta.get("setup") or {})
+    row: dict[str, Any] = {
+        "sweep": str(meta.get("sweep", record.path.parent.name)),
+        "run_id": record.run_id,
+        "method": str(meta.get("method", "")),
+        "method_label": str(meta.get("method_label", meta.get("method", ""))),
+        "model": config_name((meta.get("run_config") or {}).get("model")),
+        "dataset": config_name((meta.get("run_config") or {}).get("data")),
+        "seed": meta.get("seed"),
+        "setup": setup_label(setup),
+        **{f"setup_{k}": setup[k] for k in sorted(setup)},
+        "status": record.status,
+        "epochs_planned": meta.get("epochs_planned"),
+        "epochs_done": len(epochs),
+        "stopped_at_target": bool(meta.get("stopped_at_target", False)),
+        "target_accuracy": target,
+    }
+    accuracy = pd.to_numeric(epochs.get("accuracy", pd.Series(dtype=float)), errors="coerce")
+    row["final_accuracy"] = float(accuracy.iloc[-1]) if len(accuracy) else math.nan
+    row["best_accuracy"] = float(accuracy.max()) if len(accuracy) else math.nan
+    loss = pd.to_numeric(epochs.get("val_loss", pd.Series(dtype=float)), errors="coerce")
+    row["final_val_loss"] = float(loss.iloc[-1]) if len(loss) else math.nan
+    for column in epochs.columns:
+        if column.startswith(SUMMED_PREFIXES):
+            row[column] = _total(epochs, column)
+    sources = sources_of(record)
+    for source in sources:
+        row.setdefault(f"energy_j_{source}", math.nan)
+        row[f"provenance_{source}"] = _source_provenance(record, source)
+    row["provenance"] = _energy_provenance(row, sources)
+    for column in ("time_s", "energy_j", "emissions_kg", "flops_forward", "flops_backward"):
+        row.setdefault(column, math.nan)
+    row.setdefault("flops_total", math.nan)
+    row["mean_keep"] = _mean_keep(epochs)
+    row["mean_keep_planned"] = meta.get("mean_keep_planned", math.nan)
+    for phase, flops in FLOPS_OF_PHASE.items():
+        row[f"j_per_gflop_{phase}"] = _ratio(
+            row.get(f"energy_j_{phase}", math.nan), row.get(flops, math.nan), 1e9
+        )
+    idle = meta.get("energy", {}).get("idle_power_w", {}) or {}
+    idle_w = [float(idle[s]) for s in sources if s in idle and not math.isnan(row[f"energy_j_{s}"])]
+    row["idle_power_w"] = sum(idle_w) if idle_w else math.nan
+    row["energy_j_above_idle"] = row["energy_j"] - row["idle_power_w"] * row["time_s"]
+    row.update(_to_target(epochs, target, record.status))
+    row["path"] = str(record.path)
+    return row
+
+
+def _mean_keep(epochs: pd.DataFrame) -> float:
+    """Mean keep over training steps (epochs weighted by their step count)."""
+    if "keep" not in epochs or epochs.empty:
+        return math.nan
+    keep = pd.to_numeric(epochs["keep"], errors="coerce")
+    if "steps" in epochs:
+        steps = pd.to_numeric(epochs["steps"], errors="coerce")
+        return _ratio(float((keep * steps).sum(min_count=len(keep))), float(steps.sum()))
+    return float(keep.mean(skipna=False))
+
+
+def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
+    """The run's epoch rows with its identity and cumulative totals (rows of epochs.csv)."""
+    epochs = record.epochs.copy()
+    if epochs.empty:
+        return epochs
+    meta = record.meta
+    identity = {
+        "run": run,
+        "sweep": str(meta.get("sweep", record.path.parent.name)),
+        "method": str(meta.get("method", "")),
+        "method_label": str(meta.get("method_label", meta.get("method", ""))),
+        "seed": meta.get("seed"),
+        "setup": setup_label(dict(meta.get("setup") or {})),
+        "status": record.status,
+    }
+    epochs = epochs.drop(columns=[c for c in identity if c in epochs])
+    sources = [c for c in epochs.columns if c.startswith("provenance_")]
+    epochs.insert(0, "run_id", epochs.pop("run_id") if "run_id" in epochs else record.run_id)
+    for position, (name, value) in enumerate(identity.items()):
+        epochs.insert(position, name, value)
+    epochs["provenance"] = [
+        weakest(p for p in row if p != UNAVAILABLE) for row in epochs[sources].itertuples(False)
+    ]
+    for column in CUMULATIVE:
+        if column in epochs:
+            epochs[f"{column}_cum"] = pd.to_numeric(epochs[column], errors="coerce").cumsum(
+                skipna=False
+            )
+    return epochs
+
+
+def phase_rows(summary: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """One row per run and phase: seconds, joules (total and per source), FLOPs, J/GFLOP."""
+    rows = []
+    for _, run in summary.iterrows():
+        for phase in PHASES:
+            if f"time_s_{phase}" not in run and f"energy_j_{phase}" not in run:
+                continue
+            flops = run.get(FLOPS_OF_PHASE.get(phase, ""), math.nan)
+            row = {
+                "run": run["run"],
+                "method_label": run["method_label"],
+                "seed": run["seed"],
+                "setup": run["setup"],
+                "status": run["status"],
+                "phase": phase,
+                "time_s": run.get(f"time_s_{phase}", math.nan),
+                "energy_j": run.get(f"energy_j_{phase}", math.nan),
+                "provenance": run["provenance"],
+                "flops": flops,
+                "j_per_gflop": run.get(f"j_per_gflop_{phase}", math.nan),
+            }
+            for source in sources:
+                row[f"energy_j_{source}"] = run.get(f"energy_j_{phase}_{source}", math.nan)
+                row[f"provenance_{source}"] = run.get(f"provenance_{source}", UNAVAILABLE)
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,38 @@
+"""``write_report``: the report's tables as CSV files and one self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..harness.store import atomic_write_csv, atomic_write_text, is_run_dir
+from .html import render_html
+from .report import Report
+
+CSV_FILES = {
+    "summary.csv": "runs",
+    "methods.csv": "methods",
+    "epochs.csv": "epochs",
+    "phases.csv": "phases",
+    "setups.csv": "setups",
+}
+
+
+def write_report(report: Report, out_dir: Path | str) -> list[Path]:
+    """Write the CSV files and report.html into ``out_dir`` atomically; returns their paths.
+
+    ``out_dir`` may be a sweep folder, never a run folder. Everything is rendered before the
+    first write, and each file replaces its old version only once complete, so a folder that
+    cannot be written loses nothing.
+    """
+    out_dir = Path(out_dir)
+    if is_run_dir(out_dir):
+        raise UserError(
+            f"{out_dir}: is a run folder (its epochs.csv belongs to the run); write elsewhere"
+        )
+    html = render_html(report)
+    written = [
+        atomic_write_csv(out_dir / name, getattr(report, attr)) for name, attr in CSV_FILES.items()
+    ]
+    written.append(atomic_write_text(out_dir / "report.html", html))
+    return written

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from report_store import make_read_only, two_method_store
+from typer.testing import CliRunner
+
+from ssprop_energy.cli import app
+
+runner = CliRunner()
+
+
+def test_report_writes_into_the_sweep_folder(store: Path) -> None:
+    result = runner.invoke(app, ["report", str(store), "--target-accuracy", "0.6"])
+    assert result.exit_code == 0, result.output
+    assert (store / "report.html").is_file() and (store / "summary.csv").is_file()
+    assert "ssprop keep=0.2: -80% backward FLOPs" in result.output
+    assert "note: excluded from means: ssprop keep=0.2 seed=2" in result.output
+
+
+def test_report_of_one_run_folder_goes_to_its_report_subfolder(store: Path) -> None:
+    result = runner.invoke(app, ["report", str(store / "dense0")])
+    assert result.exit_code == 0, result.output
+    assert (store / "dense0" / "report" / "report.html").is_file()
+
+
+def test_report_merges_folders_into_out(tmp_path: Path) -> None:
+    a = two_method_store(tmp_path / "a", sweep="one")
+    b = two_method_store(tmp_path / "b", sweep="two")
+    result = runner.invoke(app, ["report", str(a), str(b), "--out", str(tmp_path / "both")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "both" / "report.html").is_file()
+    no_out = runner.invoke(app, ["report", str(a), str(b)])
+    assert no_out.exit_code == 2 and no_out.output.strip() == (
+        "error: --out: required when merging several run folders"
+    )
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_a_folder_without_runs_is_one_error_line(tmp_path: Path, make: str) -> None:
+    folder = tmp_path / "nothing-here"
+    if make == "empty":
+        folder.mkdir()
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0]
+
+
+def test_a_read_only_output_folder_is_one_error_line(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "locked"
+    out.mkdir()
+    make_read_only(out, monkeypatch)
+    try:
+        result = runner.invoke(app, ["report", str(store), "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0]
+    assert list(out.iterdir()) == []

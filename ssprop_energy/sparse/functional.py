@@ -9,6 +9,7 @@ runs the same kind of kernel as the dense one and the comparison with dense stay
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -48,10 +49,19 @@ def _cast_for_autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | No
     first = tensors[0]
     assert first is not None
     device_type = first.device.type
+    if not torch.amp.is_autocast_available(device_type):
+        return tensors
     if not torch.is_autocast_enabled(device_type):
         return tensors
     dtype = torch.get_autocast_dtype(device_type)
     return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
+
+
+def _no_autocast(x: torch.Tensor) -> contextlib.AbstractContextManager[object]:
+    """Autocast off inside the function (its inputs are already cast); meta has no autocast."""
+    if torch.amp.is_autocast_available(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class SparseConvFunction(torch.autograd.Function):
@@ -178,7 +188,7 @@ def sparse_conv(
 ) -> torch.Tensor:
     """Functional ssProp convolution (1-d, 2-d or 3-d by the rank of ``x``), autocast-aware."""
     x, weight, bias = _cast_for_autocast(x, weight, bias)
-    with torch.autocast(x.device.type, enabled=False):
+    with _no_autocast(x):
         return SparseConvFunction.apply(
             x, weight, bias, stride, padding, dilation, groups, keep, selection, sparse_input_grad
         )
@@ -194,5 +204,5 @@ def sparse_linear(
 ) -> torch.Tensor:
     """Functional ssProp linear layer, autocast-aware."""
     x, weight, bias = _cast_for_autocast(x, weight, bias)
-    with torch.autocast(x.device.type, enabled=False):
+    with _no_autocast(x):
         return SparseLinearFunction.apply(x, weight, bias, keep, selection, sparse_input_grad)

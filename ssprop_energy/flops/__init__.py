@@ -1,1 +1,14 @@
-"""flops room (see ../shared/DESIGN.md)."""
+"""Analytic forward/backward FLOP counters, training-run totals and cross-checks."""
+
+from .counter import CONVENTION, FlopReport, count_flops
+from .crosscheck import crosscheck_flops, fvcore_crosscheck
+from .training import training_flops
+
+__all__ = [
+    "CONVENTION",
+    "FlopReport",
+    "count_flops",
+    "crosscheck_flops",
+    "fvcore_crosscheck",
+    "training_flops",
+]

@@ -1,0 +1,196 @@
+"""Cross-checks of the analytic counts against what really runs.
+
+``crosscheck_flops`` executes one forward and backward pass under torch's
+``FlopCounterMode`` and compares, per aten op family, with ``count_flops`` on the same model.
+Two corrections are applied to the reference, both registered through ``custom_mapping``:
+
+- torch 2.13 counts the weight gradient of a grouped convolution ``groups`` times over (its
+  formula transposes the input to batch ``C_in`` and forgets the groups); we divide it out;
+- torch 2.13 has no formula for the CPU fused attention kernels
+  (``_scaled_dot_product_flash_attention_for_cpu`` and its backward), so on CPU it counts 0;
+  we register torch's own formulas for the other fused kernels for them.
+
+``fvcore_crosscheck`` compares forward counts with fvcore's ``FlopCountAnalysis`` (which
+counts one multiply-accumulate as one flop, so its numbers are doubled).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils import flop_counter as tfc
+
+from ..sparse import SSPropMixin, convert_model
+from .counter import InputSpec, _to_tensors, count_flops
+
+aten = torch.ops.aten
+FAMILIES = {
+    "convolution": (aten.convolution, aten._convolution),
+    "convolution_backward": (aten.convolution_backward,),
+    "mm": (aten.mm, aten.addmm, aten.bmm, aten.baddbmm),
+    "attention": (
+        aten._scaled_dot_product_flash_attention_for_cpu,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward,
+        aten._scaled_dot_product_efficient_attention,
+        aten._scaled_dot_product_efficient_attention_backward,
+        aten._scaled_dot_product_flash_attention,
+        aten._scaled_dot_product_flash_attention_backward,
+        aten._scaled_dot_product_cudnn_attention,
+        aten._scaled_dot_product_cudnn_attention_backward,
+    ),
+}
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _grouped_conv_backward(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,  # type: ignore[no-untyped-def]
+    _dilation,
+    transposed,
+    _output_padding,
+    groups,
+    output_mask,
+    out_shape,
+    **kwargs,
+) -> int:
+    """torch's convolution_backward formula with the grouped weight gradient divided by g."""
+    total = 0
+    if output_mask[0]:
+        total += tfc.conv_flop_count(grad_out_shape, w_shape, x_shape, not transposed)
+    if output_mask[1]:
+
+        def t(shape: Any) -> list[int]:
+            return [shape[1], shape[0], *list(shape[2:])]
+
+        if transposed:
+            weight = tfc.conv_flop_count(t(grad_out_shape), t(x_shape), t(w_shape), False)
+        else:
+            weight = tfc.conv_flop_count(t(x_shape), t(grad_out_shape), t(w_shape), False)
+        total += weight // groups
+    return total
+
+
+def _cpu_flash(query, key, value, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    return tfc.sdpa_flop_count(query, key, value)
+
+
+def _cpu_flash_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    return tfc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+CORRECTIONS = {  # FlopCounterMode turns tensors into shapes before calling these
+    aten.convolution_backward: _grouped_conv_backward,
+    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward,
+}
+
+
+def _with_keep(model: nn.Module, keep: float | None) -> nn.Module:
+    """A copy of ``model`` whose convolutions run ssProp at ``keep`` (or the model itself)."""
+    if keep is None:
+        return model
+    twin = convert_model(copy.deepcopy(model), keep=keep, layers=CONV_TYPES)
+    for _, m in twin.named_modules():
+        if isinstance(m, SSPropMixin) and isinstance(m, CONV_TYPES):
+            m.set_keep(keep)
+    return twin
+
+
+def _analytic(model: nn.Module, shapes: list[torch.Size]) -> dict[str, int]:
+    table = count_flops(model, tuple(torch.empty(s, device="meta") for s in shapes)).table
+    conv = table["type"].str.startswith(("Conv", "SSPropConv"))
+    mm = table["type"].isin(["Linear", "SSPropLinear", "MultiheadAttention"])
+    attention = table["type"].eq("attention")
+    return {
+        "convolution": int(table.loc[conv, "forward"].sum()),
+        "convolution_backward": int(table.loc[conv, ["grad_input", "grad_weight"]].sum().sum()),
+        "mm": int(table.loc[mm, ["forward", "grad_input", "grad_weight"]].sum().sum()),
+        "attention": int(table.loc[attention, ["forward", "grad_input"]].sum().sum()),
+    }
+
+
+def crosscheck_flops(
+    model: nn.Module, inputs: InputSpec, keep: float | None = None
+) -> pd.DataFrame:
+    """Analytic vs executed FLOPs per aten op family, for one forward + backward pass.
+
+    Returns a DataFrame (``family``, ``analytic``, ``counted``, ``difference``); any
+    difference is shown, never hidden. The model is run on random inputs on its own device;
+    with ``keep`` a converted copy runs instead.
+    """
+    run = _with_keep(model, keep)
+    device = next((p.device for p in run.parameters()), torch.device("cpu"))
+    shapes = [t.shape for t in _to_tensors(run, inputs)]
+    real = [torch.randn(s, device=device) for s in shapes]
+    was_training = {m: m.training for m in run.modules()}
+    run.eval()  # the analytic pass runs in eval mode too: same ops, no running-stat updates
+    try:
+        with tfc.FlopCounterMode(display=False, custom_mapping=CORRECTIONS) as counter:
+            out = run(*real)
+            first = out if isinstance(out, torch.Tensor) else out[0]
+            first.float().sum().backward()
+    finally:
+        for m, flag in was_training.items():
+            m.train(flag)
+        run.zero_grad(set_to_none=True)
+    counted_ops = counter.get_flop_counts().get("Global", {})
+    counted = {
+        family: int(sum(v for op, v in counted_ops.items() if op in ops))
+        for family, ops in FAMILIES.items()
+    }
+    analytic = _analytic(run, shapes)
+    rows = [
+        {
+            "family": f,
+            "analytic": analytic[f],
+            "counted": counted[f],
+            "difference": analytic[f] - counted[f],
+        }
+        for f in FAMILIES
+    ]
+    return pd.DataFrame(rows)
+
+
+def fvcore_crosscheck(model: nn.Module, inputs: InputSpec) -> pd.DataFrame:
+    """Forward FLOPs of convolutions and matmuls: ours vs fvcore's MACs times two."""
+    from fvcore.nn import FlopCountAnalysis
+
+    shapes = [t.shape for t in _to_tensors(model, inputs)]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    real = tuple(torch.randn(s, device=device) for s in shapes)
+    was_training = model.training
+    model.eval()
+    try:
+        analysis = FlopCountAnalysis(model, real)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        by_op = analysis.by_operator()
+    finally:
+        model.train(was_training)
+    table = count_flops(model, tuple(torch.empty(s, device="meta") for s in shapes)).table
+    conv = table["type"].str.startswith(("Conv", "SSPropConv"))
+    mm = table["type"].isin(["Linear", "SSPropLinear", "MultiheadAttention"])
+    rows = [
+        {
+            "family": "convolution",
+            "ours": int(table.loc[conv, "forward"].sum()),
+            "fvcore_x2": 2 * int(by_op.get("conv", 0)),
+        },
+        {
+            "family": "linear",
+            "ours": int(table.loc[mm, "forward"].sum()),
+            "fvcore_x2": 2
+            * int(by_op.get("linear", 0) + by_op.get("addmm", 0) + by_op.get("matmul", 0)),
+        },
+    ]
+    frame = pd.DataFrame(rows)
+    frame["difference"] = frame["ours"] - frame["fvcore_x2"]
+    return frame

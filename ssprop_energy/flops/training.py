@@ -1,0 +1,89 @@
+"""FLOPs of a whole training run under a drop schedule, beside the dense baseline."""
+
+from __future__ import annotations
+
+import pandas as pd
+from torch import nn
+
+from ..sparse import DropScheduler, set_keep, sparse_layers
+from .counter import InputSpec, count_flops
+
+
+def _step_flops(
+    model: nn.Module, inputs: InputSpec, keep: float, cache: dict[float, tuple[int, int, int]]
+) -> tuple[int, int, int]:
+    """(forward, backward, backward of the convolutions) of one step, ssProp layers at keep."""
+    if keep not in cache:
+        layers = sparse_layers(model)
+        saved = [m.keep for _, m in layers]
+        if layers:
+            set_keep(model, keep)
+        try:
+            report = count_flops(model, inputs)
+        finally:
+            for (_, m), k in zip(layers, saved, strict=True):
+                m.keep = k
+        conv = report.table["type"].str.contains("Conv")
+        cache[keep] = (
+            report.forward,
+            report.backward,
+            int(report.table.loc[conv, "backward"].sum()),
+        )
+    return cache[keep]
+
+
+def training_flops(
+    model: nn.Module,
+    inputs: InputSpec,
+    scheduler: DropScheduler,
+    epochs: int,
+    steps_per_epoch: int,
+    eval_steps: int = 0,
+) -> pd.DataFrame:
+    """Per-epoch FLOPs of training ``model`` under ``scheduler``, and the dense baseline.
+
+        The scheduler sets the keep of the model's ssProp layers (plain layers stay dense: convert
+        the model first, e.g. with ``convert_model``). ``inputs`` is one step's batch; evaluation
+        steps cost a forward pass each. Columns: ``epoch``, ``mean_keep``, ``flops_forward``,
+        ``flops_backward``, ``flops_eval``, ``flops_total``, ``flops_backward_dense``,
+        ``flops_total_dense``, ``flops_backward_conv`` and ``flops_backward_conv_dense`` (the
+    convolutions alone), ``backward_saving_pct``, ``total_saving_pct``,
+    ``conv_backward_saving_pct``; the last row,
+        ``epoch == "total"``, sums the run.
+    """
+    cache: dict[float, tuple[int, int, int]] = {}
+    forward, dense_backward, dense_conv = _step_flops(model, inputs, 1.0, cache)
+    rows = []
+    for epoch in range(epochs):
+        keeps = scheduler.epoch_keeps(epoch, steps_per_epoch)
+        steps = [_step_flops(model, inputs, k, cache) for k in keeps]
+        rows.append(
+            {
+                "epoch": epoch,
+                "mean_keep": sum(keeps) / len(keeps),
+                "flops_forward": forward * steps_per_epoch,
+                "flops_backward": sum(s[1] for s in steps),
+                "flops_eval": forward * eval_steps,
+                "flops_backward_dense": dense_backward * steps_per_epoch,
+                "flops_backward_conv": sum(s[2] for s in steps),
+                "flops_backward_conv_dense": dense_conv * steps_per_epoch,
+            }
+        )
+    table = pd.DataFrame(rows)
+    total = table.sum(numeric_only=True)
+    total["mean_keep"] = table["mean_keep"].mean()
+    table = pd.concat([table, total.to_frame().T.assign(epoch="total")], ignore_index=True)
+    table["flops_total"] = table["flops_forward"] + table["flops_backward"] + table["flops_eval"]
+    table["flops_total_dense"] = (
+        table["flops_forward"] + table["flops_backward_dense"] + table["flops_eval"]
+    )
+    table["backward_saving_pct"] = 100 * (
+        1 - table["flops_backward"] / table["flops_backward_dense"]
+    )
+    table["total_saving_pct"] = 100 * (1 - table["flops_total"] / table["flops_total_dense"])
+    table["conv_backward_saving_pct"] = 100 * (
+        1 - table["flops_backward_conv"] / table["flops_backward_conv_dense"]
+    )
+    counts = [c for c in table.columns if c.startswith("flops_")]
+    table[counts] = table[counts].astype("int64")
+    return table

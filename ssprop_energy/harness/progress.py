@@ -1,0 +1,133 @@
+"""Progress of a sweep: a rich live display on a terminal, plain lines elsewhere, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .runs import RunSpec
+from .trainer import RunOutcome, StepInfo
+
+
+class Reporter(Protocol):
+    def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None: ...
+    def step(self, info: StepInfo) -> None: ...
+    def epoch(self, row: dict[str, Any]) -> None: ...
+    def run_ended(self, outcome: RunOutcome) -> None: ...
+    def message(self, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class QuietReporter:
+    """Prints nothing."""
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None: ...
+    def step(self, info: StepInfo) -> None: ...
+    def epoch(self, row: dict[str, Any]) -> None: ...
+    def run_ended(self, outcome: RunOutcome) -> None: ...
+    def message(self, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    watts = row["energy_j"] / row["time_s"] if row["time_s"] else float("nan")
+    return (
+        f"epoch {int(row['epoch']) + 1}: keep {row['keep']:.2f}, loss {row['train_loss']:.4f}, "
+        f"val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s, {row['energy_j']:.1f} J "
+        f"({watts:.1f} W)"
+    )
+
+
+class PlainReporter:
+    """One line per run start, epoch and run end (for logs and pipes)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.prefix = ""
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None:
+        self.prefix = f"[run {index}/{total} {spec.run_id}]"
+        setup = ", ".join(f"{k}={v}" for k, v in sorted(spec.setup.items()))
+        self._print(f"{self.prefix} {spec.label}, seed {spec.seed}{', ' + setup if setup else ''}")
+
+    def step(self, info: StepInfo) -> None: ...
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self._print(f"{self.prefix} {_epoch_line(row)}")
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        extra = f": {outcome.error}" if outcome.error else ""
+        self._print(f"{self.prefix} {outcome.status} after {outcome.epochs_done} epochs{extra}")
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+    def close(self) -> None: ...
+
+
+class RichReporter(PlainReporter):
+    """A live bar per run (epoch, step, ETA, keep, loss, watts) above the epoch lines."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__()
+        self.console = console or Console()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+        self.task: Any = None
+        self.epochs = 1
+        self.watts: float | None = None
+        self.last = 0.0
+
+    def _print(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None:
+        super().run_started(index, total, spec, run_dir)
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.epochs = spec.train.epochs
+        self.watts = None
+        self.task = self.progress.add_task(f"run {index}/{total}", total=None, status="")
+
+    def step(self, info: StepInfo) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and info.step + 1 < info.steps:
+            return
+        self.last = now
+        watts = f", {self.watts:.0f} W" if self.watts is not None else ""
+        self.progress.update(
+            self.task,
+            total=info.steps * self.epochs,
+            completed=info.epoch * info.steps + info.step + 1,
+            status=f"epoch {info.epoch + 1}/{self.epochs}, keep {info.keep:.2f}, "
+            f"loss {info.loss:.4f}{watts}",
+        )
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        self.watts = row["energy_j"] / row["time_s"] if row["time_s"] else None
+        super().epoch(row)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(quiet: bool) -> Reporter:
+    """Rich on a terminal, plain lines otherwise, nothing with ``quiet``."""
+    if quiet:
+        return QuietReporter()
+    return RichReporter() if sys.stdout.isatty() else PlainReporter()

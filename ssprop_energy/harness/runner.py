@@ -1,0 +1,170 @@
+"""Run a whole config: plan the runs, skip finished ones, train the rest, write the report."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..errors import UserError
+from .config import ProfileConfig
+from .data import load_data
+from .progress import QuietReporter, Reporter
+from .runs import RunSpec, plan_runs
+from .store import atomic_write_text, is_run_dir, read_meta
+from .trainer import RunContext, RunOutcome, build_context, run_training, step_flops
+
+ENDED = ("finished", "diverged")
+
+
+@dataclass
+class SweepResult:
+    """What a profile call did."""
+
+    sweep_dir: Path
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    report: Path | None = None
+    report_error: str | None = None
+
+
+def select_runs(runs: list[RunSpec], only: list[str] | None, max_runs: int | None) -> list[RunSpec]:
+    """Runs whose id starts with one of ``only``, then at most ``max_runs`` of them."""
+    if only:
+        chosen = [r for r in runs if any(r.run_id.startswith(o) for o in only)]
+        if not chosen:
+            raise UserError(f"--only: no run id starts with {', '.join(only)} (see --dry-run)")
+        runs = chosen
+    if max_runs is not None:
+        if max_runs < 1:
+            raise UserError(f"--max-runs: must be >= 1, got {max_runs}")
+        runs = runs[:max_runs]
+    return runs
+
+
+def _prepare_output(cfg: ProfileConfig, sweep_dir: Path) -> None:
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    atomic_write_text(sweep_dir / "config.yaml", text)
+
+
+def _status(run_dir: Path) -> str | None:
+    return str(read_meta(run_dir).get("status")) if is_run_dir(run_dir) else None
+
+
+def run_sweep(
+    cfg: ProfileConfig,
+    *,
+    out: Path | None = None,
+    only: list[str] | None = None,
+    max_runs: int | None = None,
+    reporter: Reporter | None = None,
+    source: str = "config",
+) -> SweepResult:
+    """Train every planned run not yet ended; ``only`` reruns the named runs from scratch.
+
+    Ctrl-C marks the current run ``interrupted`` and stops the sweep cleanly; finished epochs
+    and runs are kept, and a later call resumes from the last finished epoch.
+    """
+    reporter = reporter or QuietReporter()
+    sweep_dir = (out or cfg.output) / cfg.name
+    runs = select_runs(plan_runs(cfg, source), only, max_runs)
+    _prepare_output(cfg, sweep_dir)
+    result = SweepResult(sweep_dir)
+    for index, spec in enumerate(runs, 1):
+        run_dir = sweep_dir / spec.run_id
+        if only and run_dir.exists():
+            shutil.rmtree(run_dir)
+        if _status(run_dir) in ENDED:
+            result.skipped.append(spec.run_id)
+            reporter.message(
+                f"[run {index}/{len(runs)} {spec.run_id}] already {_status(run_dir)}: skipped"
+            )
+            continue
+        reporter.run_started(index, len(runs), spec, run_dir)
+        try:
+            outcome = run_training(spec, run_dir, reporter.step, reporter.epoch)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            reporter.message(
+                f"interrupted: run {spec.run_id} keeps its finished epochs; "
+                "rerun the same command to resume"
+            )
+            break
+        except UserError:
+            raise
+        except Exception as exc:  # a crashing run is recorded and the sweep goes on
+            outcome = RunOutcome(
+                spec.run_id, "failed", 0, None, None, 0.0, f"{type(exc).__name__}: {exc}"
+            )
+            _mark_failed(run_dir, outcome.error or "")
+        result.outcomes.append(outcome)
+        reporter.run_ended(outcome)
+    reporter.close()
+    _write_report(result)
+    return result
+
+
+def _mark_failed(run_dir: Path, error: str) -> None:
+    from .store import RunStore
+
+    if is_run_dir(run_dir):
+        store = RunStore(run_dir)
+        meta = store.read_meta()
+        meta.update(status="failed", error=error.splitlines()[0] if error else error)
+        store.write_meta(meta)
+
+
+def _write_report(result: SweepResult) -> None:
+    from ..reports import build_report, write_report
+
+    if not any(is_run_dir(p) for p in result.sweep_dir.iterdir()):
+        return
+    try:
+        write_report(build_report([result.sweep_dir]), result.sweep_dir)
+        result.report = result.sweep_dir / "report.html"
+    except UserError as exc:
+        result.report_error = str(exc)
+
+
+def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
+    """The run matrix with analytic FLOPs and mean keep, without training."""
+    rows = []
+    data_cache: dict[str, object] = {}
+    for spec in plan_runs(cfg, source):
+        key = spec.data.model_dump_json()
+        if key not in data_cache:
+            data_cache[key] = load_data(spec.data)
+        ctx: RunContext = build_context(spec, data_cache[key])  # type: ignore[arg-type]
+        steps = ctx.data.steps_per_epoch(spec.data.batch_size)
+        batch = spec.data.batch_size
+        fwd, dense_bwd = step_flops(ctx, 1.0, batch, True)
+        if ctx.scheduler is None:
+            mean_keep, bwd_total = 1.0, dense_bwd * steps * spec.train.epochs
+        else:
+            mean_keep = ctx.scheduler.mean_keep(steps)
+            bwd_total = sum(
+                step_flops(ctx, ctx.scheduler.keep_at(e, i), batch, True)[1]
+                for e in range(spec.train.epochs)
+                for i in range(steps)
+            )
+        dense_total = dense_bwd * steps * spec.train.epochs
+        rows.append(
+            {
+                "run_id": spec.run_id,
+                "method": spec.label,
+                "seed": spec.seed,
+                "setup": ", ".join(f"{k}={v}" for k, v in sorted(spec.setup.items())) or "-",
+                "epochs": spec.train.epochs,
+                "steps_per_epoch": steps,
+                "mean_keep": mean_keep,
+                "flops_forward_per_step": fwd,
+                "flops_backward_dense_per_step": dense_bwd,
+                "flops_backward_run": bwd_total,
+                "backward_saving_pct": 100 * (1 - bwd_total / dense_total) if dense_total else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -3,6 +3,10 @@
 The public API, re-exported from the package rooms; nothing is defined here.
 """
 
+from .flops import FlopReport, count_flops, crosscheck_flops, fvcore_crosscheck, training_flops
+from .harness.config import ProfileConfig, load_config
+from .harness.models import build_model
+from .harness.runner import dry_run_table, run_sweep
 from .profilers import (
     EnergyMeter,
     Measurement,
@@ -29,7 +33,9 @@ __version__ = "0.1.0"
 __all__ = [
     "DropScheduler",
     "EnergyMeter",
+    "FlopReport",
     "Measurement",
+    "ProfileConfig",
     "Provenance",
     "Report",
     "SSPropConv1d",
@@ -38,12 +44,20 @@ __all__ = [
     "SSPropLinear",
     "SourceInfo",
     "__version__",
+    "build_model",
     "build_report",
     "carbon_intensity_g_per_kwh",
     "convert_model",
+    "count_flops",
+    "crosscheck_flops",
+    "dry_run_table",
     "emissions_kg",
+    "fvcore_crosscheck",
     "kept_channels",
+    "load_config",
+    "run_sweep",
     "set_keep",
     "sparse_layers",
+    "training_flops",
     "write_report",
 ]

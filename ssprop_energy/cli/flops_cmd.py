@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -53,7 +54,7 @@ def flops(
 
         cfg = load_config(config)
         spec = plan_runs(cfg, str(config))[0]
-        ctx = build_context(spec, load_data(spec.data))
+        ctx = build_context(spec, load_data(spec.data), torch.device("cpu"))
         net, shape = ctx.model, (spec.data.batch_size, *ctx.data.input_shape)
         title = f"{config}: {spec.model.label}, input {'x'.join(map(str, shape))}"
     elif model is not None and input_shape is not None:

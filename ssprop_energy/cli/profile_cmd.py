@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -34,13 +35,7 @@ def profile(
     cfg = load_config(config)
     console = Console()
     if dry_run:
-        table = dry_run_table(cfg, str(config))
-        view = Table(title=f"{cfg.name}: {len(table)} runs (analytic FLOPs; nothing trained)")
-        for column in table.columns:
-            view.add_column(column, justify="right" if table[column].dtype.kind in "if" else "left")
-        for row in table.itertuples(index=False):
-            view.add_row(*(_cell(v) for v in row))
-        console.print(view)
+        _print_matrix(console, cfg.name, dry_run_table(cfg, str(config)))
         return
     result = run_sweep(
         cfg,
@@ -73,6 +68,37 @@ def profile(
     typer.echo(f"results: {result.sweep_dir}")
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _print_matrix(console: Console, name: str, table: pd.DataFrame) -> None:
+    view = Table(title=f"{name}: {len(table)} runs (analytic FLOPs; nothing trained)")
+    columns = {
+        "run_id": "run",
+        "method": "method",
+        "seed": "seed",
+        "setup": "setup",
+        "epochs": "epochs",
+        "steps_per_epoch": "steps/epoch",
+        "mean_keep": "mean keep",
+        "flops_forward_per_step": "fwd GFLOP/step",
+        "flops_backward_dense_per_step": "dense bwd GFLOP/step",
+        "flops_backward_run": "bwd GFLOP/run",
+        "backward_saving_pct": "bwd saving %",
+    }
+    for title in columns.values():
+        view.add_column(title, overflow="fold")
+    for row in table.to_dict("records"):
+        cells = []
+        for key in columns:
+            value = row[key]
+            if key.startswith("flops_"):
+                cells.append(f"{value / 1e9:,.3f}")
+            elif isinstance(value, float):
+                cells.append(f"{value:.3g}")
+            else:
+                cells.append(str(value))
+        view.add_row(*cells)
+    console.print(view)
 
 
 def _cell(value: object) -> str:

@@ -139,19 +139,25 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.pool(out), 1)))
 
 
-def resnet18(**kwargs: int | float) -> ResNet:
+def resnet18(
+    in_channels: int = 3, num_classes: int = 10, width: int = 64, dropout: float = 0.0
+) -> ResNet:
     """CIFAR ResNet-18 (BasicBlock, 2-2-2-2)."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), **kwargs)  # type: ignore[arg-type]
+    return ResNet(BasicBlock, (2, 2, 2, 2), in_channels, num_classes, width, dropout)
 
 
-def resnet34(**kwargs: int | float) -> ResNet:
+def resnet34(
+    in_channels: int = 3, num_classes: int = 10, width: int = 64, dropout: float = 0.0
+) -> ResNet:
     """CIFAR ResNet-34 (BasicBlock, 3-4-6-3)."""
-    return ResNet(BasicBlock, (3, 4, 6, 3), **kwargs)  # type: ignore[arg-type]
+    return ResNet(BasicBlock, (3, 4, 6, 3), in_channels, num_classes, width, dropout)
 
 
-def resnet50(**kwargs: int | float) -> ResNet:
+def resnet50(
+    in_channels: int = 3, num_classes: int = 10, width: int = 64, dropout: float = 0.0
+) -> ResNet:
     """CIFAR ResNet-50 (Bottleneck, 3-4-6-3)."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)  # type: ignore[arg-type]
+    return ResNet(Bottleneck, (3, 4, 6, 3), in_channels, num_classes, width, dropout)
 
 
 class ConvBlock(nn.Module):

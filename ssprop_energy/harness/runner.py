@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from ..errors import UserError
@@ -138,7 +139,7 @@ def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
         key = spec.data.model_dump_json()
         if key not in data_cache:
             data_cache[key] = load_data(spec.data)
-        ctx: RunContext = build_context(spec, data_cache[key])  # type: ignore[arg-type]
+        ctx: RunContext = build_context(spec, data_cache[key], torch.device("cpu"))  # type: ignore[arg-type]
         steps = ctx.data.steps_per_epoch(spec.data.batch_size)
         batch = spec.data.batch_size
         fwd, dense_bwd = step_flops(ctx, 1.0, batch, True)

@@ -97,8 +97,12 @@ def _model_kwargs(spec: RunSpec, data: Dataset) -> dict[str, Any]:
     return kwargs
 
 
-def build_context(spec: RunSpec, data: Dataset | None = None) -> RunContext:
-    """Seeded model (converted for ssProp), data, scheduler and optimizer of a run."""
+def build_context(
+    spec: RunSpec, data: Dataset | None = None, device: torch.device | None = None
+) -> RunContext:
+    """Seeded model (converted for ssProp), data, scheduler and optimizer of a run.
+
+    ``device`` overrides the config's (counting FLOPs needs no GPU)."""
     data = data or load_data(spec.data)
     seed_everything(spec.seed)
     model = build_model(spec.model.name or str(spec.model.factory), **_model_kwargs(spec, data))
@@ -128,7 +132,7 @@ def build_context(spec: RunSpec, data: Dataset | None = None) -> RunContext:
             period=m.period,
         )
     _freeze(model, spec.train.freeze)
-    device = resolve_device(spec.train.device)
+    device = device or resolve_device(spec.train.device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     t = spec.train

@@ -1,0 +1,121 @@
+"""ResNet-18 epoch wall time: ssProp vs dense, and the harness's own overhead.
+
+Trains CIFAR-style ResNet-18 on 32x32 synthetic inputs (batch 64) with the harness's own
+trainer and EnergyMeter, and prints, measured in one run:
+
+- epoch time with ssProp keep 0.2 constant / dense, beside the analytic FLOP ratio;
+- the same for keep 0.2 interleaved (a dense and a sparse epoch, averaged);
+- harness overhead: a metered, counted training epoch vs a bare loop over the same steps.
+
+    python benchmarks/epoch_time.py [--samples 512] [--format contiguous|channels_last]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.runs import RunSpec, plan_runs
+from ssprop_energy.harness.trainer import RunContext, build_context, train_epoch, warm_up
+from ssprop_energy.profilers import EnergyMeter
+
+
+def config(samples: int) -> dict[str, Any]:
+    return {
+        "name": "epoch-time",
+        "model": {"name": "resnet18"},
+        "data": {
+            "name": "synthetic",
+            "image_size": 32,
+            "channels": 3,
+            "samples": samples,
+            "batch_size": 64,
+            "val_split": 0.1,
+        },
+        "train": {"epochs": 2, "device": "cpu", "lr": 0.01},
+        "methods": [
+            {"name": "dense"},
+            {"name": "ssprop", "keep": 0.2, "skip_layers": ["conv1"]},
+            {"name": "ssprop", "keep": 0.2, "interleave": True, "skip_layers": ["conv1"]},
+        ],
+        "energy": {"codecarbon": True, "idle_s": 0},
+    }
+
+
+def timed_epochs(spec: RunSpec, epochs: list[int]) -> tuple[float, float, float]:
+    """(seconds, backward FLOPs, dense backward FLOPs) summed over ``epochs``."""
+    ctx = build_context(spec)
+    warm_up(ctx, spec)
+    seconds = flops = dense = 0.0
+    with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:
+        for epoch in epochs:
+            start = time.perf_counter()
+            row = train_epoch(ctx, spec, meter, epoch)
+            seconds += time.perf_counter() - start - row["time_s_eval"]
+            flops += row["flops_backward"]
+            dense += row["flops_backward_dense"]
+    return seconds, flops, dense
+
+
+def bare_epoch(ctx: RunContext, spec: RunSpec) -> float:
+    """The same steps with nothing around them: no meter, no counters, no bookkeeping."""
+    model, opt = ctx.model, ctx.optimizer
+    start = time.perf_counter()
+    for x, y in ctx.data.train_batches(spec.data.batch_size, 0, spec.seed):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def harness_overhead(spec: RunSpec, rounds: int) -> float:
+    ctx = build_context(spec)
+    warm_up(ctx, spec)
+    bare, harnessed = [], []
+    with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:
+        for _ in range(rounds):
+            bare.append(bare_epoch(ctx, spec))
+            start = time.perf_counter()
+            row = train_epoch(ctx, spec, meter, 0)
+            harnessed.append(time.perf_counter() - start - row["time_s_eval"])
+    return min(harnessed) / min(bare)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=576)
+    parser.add_argument("--overhead-rounds", type=int, default=3)
+    args = parser.parse_args()
+    dense, constant, interleaved = plan_runs(parse_config(config(args.samples)))
+    steps = -(-int(args.samples * 0.9) // 64)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, ResNet-18, "
+        f"batch 64, 32x32, {steps} steps per epoch (training only, eval excluded)"
+    )
+    d_time, _, d_flops = timed_epochs(dense, [0])
+    c_time, c_flops, _ = timed_epochs(constant, [0])
+    i_time, i_flops, i_dense = timed_epochs(interleaved, [0, 1])
+    print(f"dense epoch: {d_time:.1f} s")
+    print(
+        f"keep 0.2 constant:    time ratio {c_time / d_time:.2f}, "
+        f"backward FLOP ratio {c_flops / d_flops:.2f}"
+    )
+    print(
+        f"keep 0.2 interleaved: time ratio {i_time / 2 / d_time:.2f}, "
+        f"backward FLOP ratio {i_flops / i_dense:.2f} (per epoch, dense+sparse averaged)"
+    )
+    ratio = harness_overhead(dense, args.overhead_rounds)
+    print(
+        f"harness overhead (metered, counted epoch / bare loop, best of "
+        f"{args.overhead_rounds}): {100 * (ratio - 1):+.1f}%"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -304,3 +304,11 @@ def test_bad_arguments_name_the_argument(kwargs: dict, message: str) -> None:
         SSPropConv2d(2, 2, 3, **kwargs)
     with pytest.raises(ValueError, match=message):
         SSPropLinear(2, 2, **kwargs)
+
+
+def test_runs_on_the_meta_device() -> None:
+    """Shape-only execution (the FLOP counter's) takes the sparse path without autocast."""
+    layer = SSPropConv2d(4, 10, 3, keep=0.5).to("meta")
+    x = torch.empty(2, 4, 6, 6, device="meta", requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape and layer.weight.grad.is_meta

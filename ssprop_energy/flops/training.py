@@ -5,8 +5,25 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from ..sparse import DropScheduler, set_keep, sparse_layers
-from .counter import InputSpec, count_flops
+from ..sparse import DropScheduler, sparse_layers
+from .counter import FlopReport, InputSpec, count_flops
+
+
+def count_flops_at(model: nn.Module, inputs: InputSpec, keep: float) -> FlopReport:
+    """``count_flops`` with every ssProp layer of ``model`` at ``keep`` (restored after).
+
+    Unlike ``count_flops(..., keep=k)`` this leaves plain layers dense and skipped layers
+    alone: it is the step a scheduler produces.
+    """
+    layers = sparse_layers(model)
+    saved = [m.keep for _, m in layers]
+    try:
+        for _, m in layers:
+            m.set_keep(keep)
+        return count_flops(model, inputs)
+    finally:
+        for (_, m), k in zip(layers, saved, strict=True):
+            m.keep = k
 
 
 def _step_flops(
@@ -14,21 +31,10 @@ def _step_flops(
 ) -> tuple[int, int, int]:
     """(forward, backward, backward of the convolutions) of one step, ssProp layers at keep."""
     if keep not in cache:
-        layers = sparse_layers(model)
-        saved = [m.keep for _, m in layers]
-        if layers:
-            set_keep(model, keep)
-        try:
-            report = count_flops(model, inputs)
-        finally:
-            for (_, m), k in zip(layers, saved, strict=True):
-                m.keep = k
+        report = count_flops_at(model, inputs, keep)
         conv = report.table["type"].str.contains("Conv")
-        cache[keep] = (
-            report.forward,
-            report.backward,
-            int(report.table.loc[conv, "backward"].sum()),
-        )
+        conv_backward = int(report.table.loc[conv, "backward"].sum())
+        cache[keep] = (report.forward, report.backward, conv_backward)
     return cache[keep]
 
 

@@ -142,13 +142,13 @@ def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
         ctx: RunContext = build_context(spec, data_cache[key], torch.device("cpu"))  # type: ignore[arg-type]
         steps = ctx.data.steps_per_epoch(spec.data.batch_size)
         batch = spec.data.batch_size
-        fwd, dense_bwd = step_flops(ctx, 1.0, batch, True)
+        fwd, dense_bwd = step_flops(ctx, 1.0, batch)
         if ctx.scheduler is None:
             mean_keep, bwd_total = 1.0, dense_bwd * steps * spec.train.epochs
         else:
             mean_keep = ctx.scheduler.mean_keep(steps)
             bwd_total = sum(
-                step_flops(ctx, ctx.scheduler.keep_at(e, i), batch, True)[1]
+                step_flops(ctx, ctx.scheduler.keep_at(e, i), batch)[1]
                 for e in range(spec.train.epochs)
                 for i in range(steps)
             )

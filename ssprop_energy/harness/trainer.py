@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..flops import count_flops
+from ..flops.training import count_flops_at
 from ..profilers import EnergyMeter, Measurement
 from ..profilers.sources import weakest
-from ..sparse import DropScheduler, convert_model, set_keep, sparse_layers
+from ..sparse import DropScheduler, convert_model, sparse_layers
 from .config import SSPropMethod
 from .data import Dataset, load_data
 from .models import MODELS, build_model, load_factory
@@ -61,7 +61,7 @@ class RunContext:
     device: torch.device
     scheduler: DropScheduler | None
     optimizer: torch.optim.Optimizer
-    flop_cache: dict[tuple[float, int, bool], tuple[int, int]] = field(default_factory=dict)
+    flop_cache: dict[tuple[float, int], tuple[int, int]] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -172,19 +172,12 @@ def _freeze(model: nn.Module, patterns: list[str]) -> None:
         raise UserError(f"train.freeze: {missing[0]!r} matches no module of the model")
 
 
-def step_flops(ctx: RunContext, keep: float, batch: int, train: bool) -> tuple[int, int]:
-    """Analytic (forward, backward) FLOPs of one step at ``keep`` (cached)."""
-    key = (keep, batch, train)
+def step_flops(ctx: RunContext, keep: float, batch: int) -> tuple[int, int]:
+    """Analytic (forward, backward) FLOPs of one step of ``batch`` samples at ``keep``."""
+    key = (keep, batch)
     if key not in ctx.flop_cache:
-        layers = sparse_layers(ctx.model)
-        saved = [m.keep for _, m in layers]
-        set_keep(ctx.model, keep) if layers else None
-        try:
-            report = count_flops(ctx.model, (batch, *ctx.data.input_shape))
-        finally:
-            for (_, m), k in zip(layers, saved, strict=True):
-                m.keep = k
-        ctx.flop_cache[key] = (int(report.forward), int(report.backward))
+        report = count_flops_at(ctx.model, (batch, *ctx.data.input_shape), keep)
+        ctx.flop_cache[key] = (report.forward, report.backward)
     return ctx.flop_cache[key]
 
 
@@ -299,10 +292,10 @@ def train_epoch(
         ):
             sums[phase] = m if sums[phase] is None else sums[phase] + m  # type: ignore[operator]
         n = len(y)
-        fwd, bwd = step_flops(ctx, keep, n, True)
+        fwd, bwd = step_flops(ctx, keep, n)
         flops_fwd += fwd
         flops_bwd += bwd
-        flops_bwd_dense += step_flops(ctx, 1.0, n, True)[1]
+        flops_bwd_dense += step_flops(ctx, 1.0, n)[1]
         keeps.append(keep)
         loss_sum += loss_value * n
         correct += int((out.argmax(1) == y).sum())
@@ -312,7 +305,7 @@ def train_epoch(
     val_loss, accuracy, sums["eval"] = _evaluate(ctx, spec, meter)
     elapsed = time.perf_counter() - start
     flops_eval = sum(
-        step_flops(ctx, 1.0, len(y), False)[0] for _, y in data.val_batches(spec.data.batch_size)
+        step_flops(ctx, 1.0, len(y))[0] for _, y in data.val_batches(spec.data.batch_size)
     )
     row: dict[str, Any] = {
         "epoch": epoch,
@@ -425,7 +418,7 @@ def run_training(
         interval_s=e.interval_s,
     )
     steps = ctx.data.steps_per_epoch(spec.data.batch_size)
-    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size, True)
+    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
     meta: dict[str, Any] = {
         "run_id": spec.run_id,
         "sweep": spec.sweep,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from ..harness.config import load_config
 from ..harness.progress import make_reporter
 from ..harness.runner import dry_run_table, run_sweep
 from ._app import app, user_errors
+
+WIDE = 240
 
 
 @app.command()
@@ -33,7 +36,8 @@ def profile(
 ) -> None:
     """Train dense and sparse runs, meter and count them, and write the report."""
     cfg = load_config(config)
-    console = Console()
+    # In a pipe or a log, tables keep their natural width instead of folding at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=WIDE)
     if dry_run:
         _print_matrix(console, cfg.name, dry_run_table(cfg, str(config)))
         return

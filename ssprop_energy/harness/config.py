@@ -98,19 +98,31 @@ class TrainConfig(_Section):
     freeze: list[str] = Field(default_factory=list)
 
 
-class DenseMethod(_Section):
+class _Method(_Section):
+    """Fields every method takes.
+
+    ``init_from``: the label of an earlier method entry; each run of this method starts from
+    the final weights of that method's run at the same seed and sweep point (pretraining then
+    fine-tuning in one sweep). ``freeze``: module-name patterns kept fixed in this method's
+    runs (besides ``train.freeze``).
+    """
+
+    label: str | None = None
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    init_from: str | None = None
+    freeze: list[str] = Field(default_factory=list)
+
+
+class DenseMethod(_Method):
     """Ordinary training: the baseline."""
 
     name: Literal["dense"] = "dense"
-    label: str | None = None
-    dropout: float | None = Field(None, ge=0.0, lt=1.0)
 
 
-class SSPropMethod(_Section):
+class SSPropMethod(_Method):
     """ssProp: sparse backward in every convolution under a drop schedule."""
 
     name: Literal["ssprop"] = "ssprop"
-    label: str | None = None
     keep: float = 0.2
     min_keep: float | None = None
     mode: str = "constant"
@@ -124,7 +136,6 @@ class SSPropMethod(_Section):
         default_factory=lambda: ["Conv2d"]
     )
     sparse_input_grad: bool = True
-    dropout: float | None = Field(None, ge=0.0, lt=1.0)
 
     @field_validator("keep")
     @classmethod
@@ -208,6 +219,19 @@ class ProfileConfig(_Section):
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
             raise ValueError(f"methods: two entries share the label {duplicates[0]!r}; set 'label'")
+        for i, method in enumerate(self.methods):
+            if method.init_from is None:
+                continue
+            if method.init_from not in labels[:i]:
+                earlier = ", ".join(repr(x) for x in labels[:i]) or "none"
+                raise ValueError(
+                    f"methods[{i}].init_from: no earlier method labelled {method.init_from!r} "
+                    f"(earlier labels: {earlier})"
+                )
+            if self.train.init_from is not None:
+                raise ValueError(f"methods[{i}].init_from: give it or train.init_from, not both")
+        if "seed" in self.sweep:
+            raise ValueError("sweep.seed: list the seeds in 'seeds' instead")
         for key, values in self.sweep.items():
             if not values:
                 raise ValueError(f"sweep.{key}: give at least one value")
@@ -243,6 +267,8 @@ def method_label(method: DenseMethod | SSPropMethod) -> str:
             parts.append("dense-input-grad")
     if method.dropout:
         parts.append(f"dropout={method.dropout:g}")
+    if method.init_from:
+        parts.append(f"from {method.init_from}")
     return " ".join(parts)
 
 
@@ -279,7 +305,7 @@ def validation_message(path: Path | str, exc: ValidationError) -> str:
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     location, text = _location(first["loc"]), _explain(first)
     field, sep, rest = text.partition(": ")
-    if sep and re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", field):
+    if sep and re.fullmatch(r"[a-z_]+(\[\d+\])?(\.[a-z_]+)?", field):
         location = field if location == "(top level)" else f"{location}.{field}"
         text = rest
     return f"{path}: {location}: {text}{more}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, Protocol
@@ -34,12 +35,15 @@ class QuietReporter:
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
-    watts = row["energy_j"] / row["time_s"] if row["time_s"] else float("nan")
-    return (
+    line = (
         f"epoch {int(row['epoch']) + 1}: keep {row['keep']:.2f}, loss {row['train_loss']:.4f}, "
-        f"val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s, {row['energy_j']:.1f} J "
-        f"({watts:.1f} W)"
+        f"val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s"
     )
+    joules = row["energy_j"]
+    if not math.isfinite(joules):
+        return f"{line}, energy unavailable"
+    watts = f" ({joules / row['time_s']:.1f} W)" if row["time_s"] else ""
+    return f"{line}, {joules:.1f} J{watts}"
 
 
 class PlainReporter:
@@ -73,7 +77,8 @@ class PlainReporter:
 
 
 class RichReporter(PlainReporter):
-    """A live bar per run (epoch, step, ETA, keep, loss, watts) above the epoch lines."""
+    """A live bar per run (epoch, step, ETA, keep, loss, mean watts of the epoch so far)
+    above the epoch lines."""
 
     def __init__(self, console: Console | None = None) -> None:
         super().__init__()
@@ -81,7 +86,7 @@ class RichReporter(PlainReporter):
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[steps]}"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[status]}"),
             console=self.console,
@@ -90,7 +95,6 @@ class RichReporter(PlainReporter):
         self.progress.start()
         self.task: Any = None
         self.epochs = 1
-        self.watts: float | None = None
         self.last = 0.0
 
     def _print(self, text: str) -> None:
@@ -101,26 +105,23 @@ class RichReporter(PlainReporter):
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.epochs = spec.train.epochs
-        self.watts = None
-        self.task = self.progress.add_task(f"run {index}/{total}", total=None, status="")
+        self.task = self.progress.add_task(f"run {index}/{total}", total=None, status="", steps="")
 
     def step(self, info: StepInfo) -> None:
         now = time.monotonic()
         if now - self.last < 0.1 and info.step + 1 < info.steps:
             return
         self.last = now
-        watts = f", {self.watts:.0f} W" if self.watts is not None else ""
+        watts = f", {info.watts:.0f} W" if info.watts is not None else ""
+        total, completed = info.steps * self.epochs, info.epoch * info.steps + info.step + 1
         self.progress.update(
             self.task,
-            total=info.steps * self.epochs,
-            completed=info.epoch * info.steps + info.step + 1,
+            total=total,
+            completed=completed,
+            steps=f"{completed}/{total} steps",
             status=f"epoch {info.epoch + 1}/{self.epochs}, keep {info.keep:.2f}, "
             f"loss {info.loss:.4f}{watts}",
         )
-
-    def epoch(self, row: dict[str, Any]) -> None:
-        self.watts = row["energy_j"] / row["time_s"] if row["time_s"] else None
-        super().epoch(row)
 
     def close(self) -> None:
         self.progress.stop()

@@ -16,9 +16,17 @@ from .data import load_data
 from .progress import QuietReporter, Reporter
 from .runs import RunSpec, plan_runs
 from .store import atomic_write_text, is_run_dir, read_meta
-from .trainer import RunContext, RunOutcome, build_context, run_training, step_flops
+from .trainer import (
+    RunContext,
+    RunOutcome,
+    build_context,
+    init_weights,
+    run_training,
+    step_flops,
+)
 
 ENDED = ("finished", "diverged")
+REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
 
 
 @dataclass
@@ -77,8 +85,13 @@ def run_sweep(
     result = SweepResult(sweep_dir)
     for index, spec in enumerate(runs, 1):
         run_dir = sweep_dir / spec.run_id
-        if only and run_dir.exists():
-            shutil.rmtree(run_dir)
+        source = init_weights(spec, run_dir)
+        if source is not None and not source.is_file():
+            waiting = f"needs the final weights of run {spec.init_run} ({spec.method.init_from})"
+            reporter.message(f"[run {index}/{len(runs)} {spec.run_id}] not started: {waiting}")
+            result.outcomes.append(RunOutcome(spec.run_id, "pending", 0, None, None, 0.0, waiting))
+            continue
+        replaced = _set_aside(run_dir) if only else None
         if _status(run_dir) in ENDED:
             result.skipped.append(spec.run_id)
             reporter.message(
@@ -96,17 +109,53 @@ def run_sweep(
             )
             break
         except UserError:
+            _put_back(run_dir, replaced)
             raise
         except Exception as exc:  # a crashing run is recorded and the sweep goes on
             outcome = RunOutcome(
                 spec.run_id, "failed", 0, None, None, 0.0, f"{type(exc).__name__}: {exc}"
             )
             _mark_failed(run_dir, outcome.error or "")
+        finally:
+            _discard(replaced)
         result.outcomes.append(outcome)
         reporter.run_ended(outcome)
     reporter.close()
     _write_report(result)
     return result
+
+
+def _set_aside(run_dir: Path) -> Path | None:
+    """Move a run that ``--only`` retrains out of the sweep until the new run ends (a
+    bad-input error puts it back, so nothing written is lost to it)."""
+    if not run_dir.exists():
+        return None
+    aside = run_dir.parent / REPLACED / run_dir.name
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        aside.parent.mkdir(exist_ok=True)
+        run_dir.rename(aside)
+    except OSError as exc:
+        raise UserError(f"{run_dir}: cannot replace this run ({exc.strerror})") from None
+    return aside
+
+
+def _put_back(run_dir: Path, aside: Path | None) -> None:
+    if aside is not None and aside.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        aside.rename(run_dir)
+        _remove_if_empty(aside.parent)
+
+
+def _discard(aside: Path | None) -> None:
+    if aside is not None and aside.exists():
+        shutil.rmtree(aside)
+        _remove_if_empty(aside.parent)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _mark_failed(run_dir: Path, error: str) -> None:

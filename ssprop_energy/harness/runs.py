@@ -40,6 +40,7 @@ class RunSpec:
     target_accuracy: float | None
     stop_at_target: bool
     save_weights: bool
+    init_run: str | None = None  # the run whose final weights this one starts from
 
     @property
     def label(self) -> str:
@@ -49,7 +50,9 @@ class RunSpec:
         """The resolved run configuration (JSON types), as stored in meta.json."""
         model = self.model.model_dump(mode="json")
         model["name"] = self.model.label
+        init = {"init_run": self.init_run} if self.init_run else {}
         return {
+            **init,
             "model": model,
             "data": self.data.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
@@ -89,8 +92,9 @@ def _apply_setup(cfg: ProfileConfig, setup: dict[str, Any], source: str) -> tupl
 def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
     """All runs of the config, ordered so that an interrupted sweep covers the grid evenly.
 
-    Order: seeds (outermost), then grid points in a spread order, then methods, so the
-    dense baseline and its sparse twins at one point are adjacent.
+    Order: seeds (outermost), then grid points in a spread order, then methods (in config
+    order, so a method's ``init_from`` source runs before it), so the dense baseline and its
+    sparse twins at one point are adjacent.
     """
     keys = sorted(cfg.sweep)
     grid = [
@@ -98,24 +102,28 @@ def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
         for values in itertools.product(*(cfg.sweep[k] for k in keys))
     ]
     resolved = [_apply_setup(cfg, setup, source) for setup in grid]
+    sources = {m.init_from for m in cfg.methods if m.init_from}
     runs = []
     for seed in cfg.seeds:
         for i in _spread(len(grid)):
             data, train = resolved[i]
+            by_label: dict[str, RunSpec] = {}
             for method in cfg.methods:
-                runs.append(
-                    RunSpec(
-                        sweep=cfg.name,
-                        method=method,
-                        seed=seed,
-                        setup=grid[i],
-                        model=cfg.model,
-                        data=data,
-                        train=train.model_copy(update={"seed": seed}),
-                        energy=cfg.energy,
-                        target_accuracy=cfg.target_accuracy,
-                        stop_at_target=cfg.stop_at_target,
-                        save_weights=cfg.save_weights,
-                    )
+                label = method_label(method)
+                spec = RunSpec(
+                    sweep=cfg.name,
+                    method=method,
+                    seed=seed,
+                    setup=grid[i],
+                    model=cfg.model,
+                    data=data,
+                    train=train.model_copy(update={"seed": seed}),
+                    energy=cfg.energy,
+                    target_accuracy=cfg.target_accuracy,
+                    stop_at_target=cfg.stop_at_target,
+                    save_weights=cfg.save_weights or label in sources,
+                    init_run=by_label[method.init_from].run_id if method.init_from else None,
                 )
+                by_label[label] = spec
+                runs.append(spec)
     return runs

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,7 +50,7 @@ class StepInfo:
     steps: int
     keep: float
     loss: float
-    watts: float | None
+    watts: float | None  # mean power of the epoch's windows so far; None: no figure
 
 
 @dataclass
@@ -98,16 +99,22 @@ def _model_kwargs(spec: RunSpec, data: Dataset) -> dict[str, Any]:
 
 
 def build_context(
-    spec: RunSpec, data: Dataset | None = None, device: torch.device | None = None
+    spec: RunSpec,
+    data: Dataset | None = None,
+    device: torch.device | None = None,
+    init_from: Path | None = None,
 ) -> RunContext:
     """Seeded model (converted for ssProp), data, scheduler and optimizer of a run.
 
-    ``device`` overrides the config's (counting FLOPs needs no GPU)."""
+    ``device`` overrides the config's (counting FLOPs needs no GPU). ``init_from``: the
+    weights of the run ``spec.init_run`` (see ``init_weights``)."""
     data = data or load_data(spec.data)
     seed_everything(spec.seed)
     model = build_model(spec.model.name or str(spec.model.factory), **_model_kwargs(spec, data))
-    if spec.train.init_from is not None:
-        _load_init(model, spec.train.init_from)
+    if init_from is not None:
+        _load_init(model, init_from, f"methods: {spec.label}: init_from")
+    elif spec.train.init_from is not None:
+        _load_init(model, spec.train.init_from, "train.init_from")
     scheduler = None
     if isinstance(spec.method, SSPropMethod):
         m = spec.method
@@ -131,7 +138,8 @@ def build_context(
             by=m.by,
             period=m.period,
         )
-    _freeze(model, spec.train.freeze)
+    _freeze(model, spec.train.freeze, "train.freeze")
+    _freeze(model, spec.method.freeze, f"methods: {spec.label}: freeze")
     device = device or resolve_device(spec.train.device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -146,18 +154,24 @@ def build_context(
     return RunContext(model, data, device, scheduler, opt)
 
 
-def _load_init(model: nn.Module, path: Path) -> None:
+def init_weights(spec: RunSpec, run_dir: Path) -> Path | None:
+    """The weights file a run starts from when its method has ``init_from``: the final
+    weights of run ``spec.init_run`` beside ``run_dir`` (there once that run finished)."""
+    return run_dir.parent / spec.init_run / WEIGHTS if spec.init_run else None
+
+
+def _load_init(model: nn.Module, path: Path, field: str) -> None:
     if not path.is_file():
-        raise UserError(f"train.init_from: {path}: no such checkpoint")
+        raise UserError(f"{field}: {path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UserError(f"train.init_from: {path}: does not fit the model ({first})") from None
+        raise UserError(f"{field}: {path}: does not fit the model ({first})") from None
 
 
-def _freeze(model: nn.Module, patterns: list[str]) -> None:
+def _freeze(model: nn.Module, patterns: list[str], field: str) -> None:
     if not patterns:
         return
     matched = set()
@@ -169,7 +183,7 @@ def _freeze(model: nn.Module, patterns: list[str]) -> None:
                 param.requires_grad_(False)
     missing = [p for p in patterns if p not in matched]
     if missing:
-        raise UserError(f"train.freeze: {missing[0]!r} matches no module of the model")
+        raise UserError(f"{field}: {missing[0]!r} matches no module of the model")
 
 
 def step_flops(ctx: RunContext, keep: float, batch: int) -> tuple[int, int]:
@@ -194,7 +208,7 @@ def _energy_columns(phases: dict[str, Measurement | None], sources: list[str]) -
     for phase in PHASES:
         m = phases.get(phase)
         row[f"time_s_{phase}"] = m.time_s if m else 0.0
-        total = 0.0
+        measured = []
         for s in sources:
             value = m.energy_j.get(s) if m else 0.0
             prov = m.provenance.get(s, "unavailable") if m else None
@@ -205,16 +219,31 @@ def _energy_columns(phases: dict[str, Measurement | None], sources: list[str]) -
                 per_source[s] = math.nan
             else:
                 per_source[s] += value
-                total += value
-        row[f"energy_j_{phase}"] = total
+                measured.append(value)
+        row[f"energy_j_{phase}"] = _total(measured)
     for s in sources:
         row[f"energy_j_{s}"] = per_source[s]
         labels = provenance[s]
         row[f"provenance_{s}"] = (
             "unavailable" if not labels or "unavailable" in labels else weakest(labels)
         )
-    row["energy_j"] = sum(v for v in per_source.values() if not math.isnan(v))
+    row["energy_j"] = _total([v for v in per_source.values() if not math.isnan(v)])
     return row
+
+
+def _mean_power(sums: dict[str, Measurement | None]) -> float | None:
+    """Mean power (W) of the epoch's windows so far; None while a source has no figure."""
+    windows = [m for m in sums.values() if m is not None]
+    joules = [m.total_energy_j for m in windows]
+    seconds = sum(m.time_s for m in windows)
+    if not seconds or any(j is None for j in joules):
+        return None
+    return sum(j for j in joules if j is not None) / seconds
+
+
+def _total(values: list[float]) -> float:
+    """The sum over the sources that have a figure; NaN (unknown, not 0 J) when none has."""
+    return sum(values) if values else math.nan
 
 
 def _evaluate(
@@ -261,7 +290,6 @@ def train_epoch(
     loss_sum = 0.0
     correct = seen = 0
     flops_fwd = flops_bwd = flops_bwd_dense = 0
-    watts = None
     start = time.perf_counter()
     model.train()
     batches = data.train_batches(spec.data.batch_size, epoch, spec.seed)
@@ -301,7 +329,7 @@ def train_epoch(
         correct += int((out.argmax(1) == y).sum())
         seen += n
         if on_step is not None:
-            on_step(StepInfo(epoch, step, steps, keep, loss_value, watts))
+            on_step(StepInfo(epoch, step, steps, keep, loss_value, _mean_power(sums)))
     val_loss, accuracy, sums["eval"] = _evaluate(ctx, spec, meter)
     elapsed = time.perf_counter() - start
     flops_eval = sum(
@@ -397,7 +425,7 @@ def run_training(
     re-raised; a NaN loss marks it ``diverged``.
     """
     store = RunStore(run_dir)
-    ctx = build_context(spec)
+    ctx = build_context(spec, init_from=init_weights(spec, run_dir))
     epochs = store.read_epochs()
     checkpoint = run_dir / CHECKPOINT
     start_epoch = 0
@@ -493,7 +521,14 @@ def run_training(
         status,
         len(epochs),
         None if last is None else float(last["accuracy"]),
-        None if epochs.empty else float(epochs["energy_j"].sum()),
+        _run_energy(epochs),
         time.perf_counter() - t0,
         error,
     )
+
+
+def _run_energy(epochs: pd.DataFrame) -> float | None:
+    """The run's joules over its stored epochs; None when an epoch has no figure."""
+    if epochs.empty or epochs["energy_j"].isna().any():
+        return None
+    return float(epochs["energy_j"].sum())

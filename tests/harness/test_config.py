@@ -55,6 +55,13 @@ BAD = [
     ("methods", [{"name": "ssprop", "mode": "cosine"}], "methods[0].min_keep: required"),
     ("methods", [{"name": "prune"}], "methods[0]: unknown method"),
     ("train", {"epochs": "many"}, "train.epochs: Input should be a valid integer"),
+    ("methods", [{"name": "dense", "init_from": "dense"}],
+     "methods[0].init_from: no earlier method labelled 'dense' (earlier labels: none)"),
+    ("methods", [{"name": "dense"}, {"name": "ssprop", "init_from": "ssprop"}],
+     "methods[1].init_from: no earlier method labelled 'ssprop' (earlier labels: 'dense')"),
+    ("sweep", {"seed": [1, 2]}, "sweep.seed: list the seeds in 'seeds' instead"),
+    ("sweep", {"batch_size": [16, 0]},
+     "sweep.batch_size: Input should be greater than or equal to 1, got 0"),
 ]  # fmt: skip
 
 

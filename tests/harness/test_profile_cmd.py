@@ -233,3 +233,94 @@ def test_read_only_output_folder_loses_nothing(tmp_path: Path, monkeypatch) -> N
     assert "cannot write results here (Permission denied)" in result.output
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
     assert json.loads((sweep / load_sweep(sweep)[0].run_id / "meta.json").read_text())
+
+
+def test_only_puts_the_old_run_back_when_the_rerun_hits_bad_input(tmp_path, monkeypatch) -> None:
+    from ssprop_energy.errors import UserError
+    from ssprop_energy.harness import runner as runner_module
+
+    config = write_config(tmp_path, methods=[{"name": "dense"}])
+    assert _profile(str(config), "--quiet").exit_code == 0
+    sweep = tmp_path / "runs" / "tiny"
+    (run,) = load_sweep(sweep)
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+
+    def bad_input(spec, run_dir, *callbacks):
+        run_dir.mkdir(parents=True)
+        (run_dir / "meta.json").write_text("{}")
+        raise UserError("train.init_from: x.pt: does not fit the model")
+
+    monkeypatch.setattr(runner_module, "run_training", bad_input)
+    result = _profile(str(config), "--quiet", "--only", run.run_id)
+    assert result.exit_code == 2 and "train.init_from" in result.output
+    assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [run.run_id]
+
+
+def test_no_energy_source_leaves_energy_empty_not_zero(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        methods=[{"name": "dense"}],
+        energy={"gpus": None, "cpu": None, "codecarbon": False, "idle_s": 0},
+    )
+    result = _profile(str(config))
+    assert result.exit_code == 0, result.output
+    assert "energy unavailable" in result.output and "nan" not in result.output.lower()
+    (run,) = load_sweep(tmp_path / "runs" / "tiny")
+    assert run.epochs["energy_j"].isna().all() and run.epochs["emissions_kg"].isna().all()
+    assert run.epochs["energy_j_backward"].isna().all()
+
+
+def test_steps_report_the_running_mean_power(tmp_path: Path) -> None:
+    from ssprop_energy.harness.config import load_config
+    from ssprop_energy.harness.runs import plan_runs
+
+    config = write_config(tmp_path, methods=[{"name": "dense"}], energy={"codecarbon": True})
+    (spec,) = plan_runs(load_config(config))
+    seen: list[trainer.StepInfo] = []
+    trainer.run_training(spec, tmp_path / "run", on_step=seen.append)
+    assert len(seen) == 2 * 4 and [i.step for i in seen[:4]] == [0, 1, 2, 3]
+    assert all(i.watts is not None and i.watts > 0 for i in seen)
+
+
+def test_pretraining_run_feeds_a_fine_tuning_run_in_the_same_sweep(tmp_path: Path) -> None:
+    import torch
+
+    config = write_config(
+        tmp_path,
+        seeds=[0, 1],
+        save_weights=True,
+        methods=[
+            {"name": "dense", "label": "pretrain"},
+            {"name": "ssprop", "keep": 0.5, "init_from": "pretrain", "freeze": ["features.0"]},
+        ],
+    )
+    result = _profile(str(config), "--quiet")
+    assert result.exit_code == 0, result.output
+    runs = {
+        (r.meta["method_label"], r.meta["seed"]): r for r in load_sweep(tmp_path / "runs" / "tiny")
+    }
+    assert set(runs) == {(label, seed) for label in ("pretrain", "ssprop keep=0.5 from pretrain")
+                         for seed in (0, 1)}  # fmt: skip
+    for seed in (0, 1):
+        pre, fine = runs["pretrain", seed], runs["ssprop keep=0.5 from pretrain", seed]
+        assert fine.status == "finished" and fine.meta["run_config"]["init_run"] == pre.run_id
+        before = torch.load(pre.path / "weights.pt")["features.0.weight"]
+        after = torch.load(fine.path / "weights.pt")
+        assert torch.equal(after["features.0.weight"], before)  # frozen, from the pretrained run
+        assert not torch.equal(after["fc.weight"], torch.load(pre.path / "weights.pt")["fc.weight"])
+
+
+def test_fine_tuning_run_waits_for_its_pretraining_run(tmp_path: Path) -> None:
+    from ssprop_energy.harness.config import load_config
+    from ssprop_energy.harness.runs import plan_runs
+
+    config = write_config(
+        tmp_path,
+        methods=[{"name": "dense", "label": "pre"}, {"name": "dense", "init_from": "pre"}],
+    )
+    pre, fine = plan_runs(load_config(config))
+    assert pre.save_weights and not fine.save_weights  # the source run keeps its weights
+    result = _profile(str(config), "--only", fine.run_id)
+    assert result.exit_code == 0 and "not started: needs the final weights of run" in result.output
+    assert not (tmp_path / "runs" / "tiny" / fine.run_id).exists()

@@ -18,11 +18,26 @@ from .selection import check_keep, check_selection
 
 
 class SSPropMixin:
-    """Keep, selection and input-gradient options shared by every ssProp layer."""
+    """Keep, selection and input-gradient options shared by every ssProp layer.
+
+    Mixed in before a torch layer class: the constructor takes that layer's arguments plus
+    the keyword-only ssProp options.
+    """
 
     keep: float
     selection: str
     sparse_input_grad: bool
+
+    def __init__(
+        self,
+        *args: Any,
+        keep: float = 1.0,
+        selection: str = "topk",
+        sparse_input_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sparse(keep, selection, sparse_input_grad)
 
     def _init_sparse(self, keep: float, selection: str, sparse_input_grad: bool) -> None:
         self.keep = check_keep(keep)
@@ -33,12 +48,13 @@ class SSPropMixin:
         """Set the fraction of output-gradient channels kept in backward (0 < keep <= 1)."""
         self.keep = check_keep(keep)
 
-    def _sparse_active(self, x: torch.Tensor) -> bool:
+    def _sparse_active(self) -> bool:
         return self.keep < 1.0 and torch.is_grad_enabled()
 
-    def _sparse_repr(self) -> str:
+    def extra_repr(self) -> str:
+        base: str = super().extra_repr()  # type: ignore[misc]
         return (
-            f", keep={self.keep}, selection={self.selection!r}, "
+            f"{base}, keep={self.keep}, selection={self.selection!r}, "
             f"sparse_input_grad={self.sparse_input_grad}"
         )
 
@@ -71,7 +87,7 @@ class _SSPropConvNd(SSPropMixin):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         conv: Any = self
-        if not self._sparse_active(input):
+        if not self._sparse_active():
             return super().forward(input)  # type: ignore[misc]
         x, padding = self._explicit_padding(input)
         return sparse_conv(
@@ -91,80 +107,24 @@ class _SSPropConvNd(SSPropMixin):
 class SSPropConv1d(_SSPropConvNd, nn.Conv1d):
     """``nn.Conv1d`` with ssProp's channel-sparse backward."""
 
-    def __init__(
-        self,
-        *args: Any,
-        keep: float = 1.0,
-        selection: str = "topk",
-        sparse_input_grad: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        nn.Conv1d.__init__(self, *args, **kwargs)
-        self._init_sparse(keep, selection, sparse_input_grad)
-
-    def extra_repr(self) -> str:
-        return nn.Conv1d.extra_repr(self) + self._sparse_repr()
-
 
 class SSPropConv2d(_SSPropConvNd, nn.Conv2d):
     """``nn.Conv2d`` with ssProp's channel-sparse backward."""
-
-    def __init__(
-        self,
-        *args: Any,
-        keep: float = 1.0,
-        selection: str = "topk",
-        sparse_input_grad: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        nn.Conv2d.__init__(self, *args, **kwargs)
-        self._init_sparse(keep, selection, sparse_input_grad)
-
-    def extra_repr(self) -> str:
-        return nn.Conv2d.extra_repr(self) + self._sparse_repr()
 
 
 class SSPropConv3d(_SSPropConvNd, nn.Conv3d):
     """``nn.Conv3d`` with ssProp's channel-sparse backward."""
 
-    def __init__(
-        self,
-        *args: Any,
-        keep: float = 1.0,
-        selection: str = "topk",
-        sparse_input_grad: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        nn.Conv3d.__init__(self, *args, **kwargs)
-        self._init_sparse(keep, selection, sparse_input_grad)
-
-    def extra_repr(self) -> str:
-        return nn.Conv3d.extra_repr(self) + self._sparse_repr()
-
 
 class SSPropLinear(SSPropMixin, nn.Linear):
     """``nn.Linear`` with ssProp's feature-sparse backward (mean |dy| over all leading dims)."""
 
-    def __init__(
-        self,
-        *args: Any,
-        keep: float = 1.0,
-        selection: str = "topk",
-        sparse_input_grad: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        nn.Linear.__init__(self, *args, **kwargs)
-        self._init_sparse(keep, selection, sparse_input_grad)
-
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self._sparse_active(input):
+        if not self._sparse_active():
             return super().forward(input)
         return sparse_linear(
             input, self.weight, self.bias, self.keep, self.selection, self.sparse_input_grad
         )
-
-    def extra_repr(self) -> str:
-        return nn.Linear.extra_repr(self) + self._sparse_repr()
 
 
 SPARSE_LAYERS: dict[type[nn.Module], type[nn.Module]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +12,24 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
-from ..flops import count_flops
+from ..flops import FlopReport, count_flops, training_flops
+from ..sparse import DropScheduler
 from ._app import app, user_errors
+
+WIDE = 120
+"""Terminal width from which the table shows the gradient split."""
+COUNT_COLUMNS = ("forward", "grad_input", "grad_weight", "grad_bias", "backward", "selection")
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """An ssProp method of a config: its converted model and drop schedule."""
+
+    label: str
+    model: torch.nn.Module
+    scheduler: DropScheduler
+    epochs: int
+    steps_per_epoch: int
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -26,6 +43,16 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not shape or any(s < 1 for s in shape):
         raise UserError(f"--input-shape: sizes must be >= 1, got {text!r}")
     return shape
+
+
+def human(flops: int) -> str:
+    """``1234567`` -> ``1.23M``: three significant digits with an SI prefix."""
+    value = float(flops)
+    for prefix in ("", "k", "M", "G", "T", "P"):
+        if abs(value) < 999.5 or prefix == "P":
+            return f"{value:.3g}{prefix}" if prefix else str(flops)
+        value /= 1000
+    raise AssertionError("unreachable")
 
 
 @app.command()
@@ -46,17 +73,9 @@ def flops(
     """Print per-layer forward/backward FLOPs, the totals and what ssProp saves."""
     from ..harness.models import build_model
 
+    schedules: list[_Schedule] = []
     if config is not None:
-        from ..harness.config import load_config
-        from ..harness.data import load_data
-        from ..harness.runs import plan_runs
-        from ..harness.trainer import build_context
-
-        cfg = load_config(config)
-        spec = plan_runs(cfg, str(config))[0]
-        ctx = build_context(spec, load_data(spec.data), torch.device("cpu"))
-        net, shape = ctx.model, (spec.data.batch_size, *ctx.data.input_shape)
-        title = f"{config}: {spec.model.label}, input {'x'.join(map(str, shape))}"
+        net, shape, title, schedules = _from_config(config)
     elif model is not None and input_shape is not None:
         shape = parse_shape(input_shape)
         net = build_model(model)
@@ -65,29 +84,82 @@ def flops(
         raise UserError("give a profile CONFIG, or --model and --input-shape")
     dense = count_flops(net, shape, keep=1.0)
     report = count_flops(net, shape, keep=keep) if keep is not None else dense
-    _print(report, title + (f", keep {keep}" if keep is not None else ""))
-    if keep is not None:
-        saving = 100 * (1 - report.backward / dense.backward) if dense.backward else 0.0
-        typer.echo(f"backward saving at keep {keep}: {saving:.1f}% "
-                   f"({dense.backward:,} -> {report.backward:,} FLOPs)")  # fmt: skip
-    if csv is not None:
-        typer.echo(f"wrote {report.to_csv(csv)}")
-
-
-def _print(report: object, title: str) -> None:
-    from ..flops import FlopReport
-
-    assert isinstance(report, FlopReport)
-    table = Table(title=title)
-    for column in report.table.columns:
-        table.add_column(column, justify="left" if column in ("module", "type") else "right")
-    for row in report.table.itertuples(index=False):
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
     console = Console()
+    _print(console, report, title + (f", keep {keep:g} on every convolution" if keep else ""))
+    if keep is not None:
+        console.print(
+            f"saving at keep {keep:g}: backward {_pct(report.backward, dense.backward)} "
+            f"({human(dense.backward)} -> {human(report.backward)}), forward + backward + "
+            f"selection {_pct(report.total, dense.total)} "
+            f"({human(dense.total)} -> {human(report.total)})"
+        )
+    for s in schedules:
+        run = training_flops(s.model, shape, s.scheduler, s.epochs, s.steps_per_epoch)
+        total = run[run.epoch == "total"].iloc[0]
+        console.print(
+            f"{s.label}: mean keep {total['mean_keep']:.2f} over {s.epochs} epochs x "
+            f"{s.steps_per_epoch} steps, backward saving {total['backward_saving_pct']:.1f}% "
+            f"(convolutions {total['conv_backward_saving_pct']:.1f}%), training FLOPs saving "
+            f"{total['total_saving_pct']:.1f}%"
+        )
+    if csv is not None:
+        console.print(f"wrote {report.to_csv(csv)}")
+
+
+def _from_config(config: Path) -> tuple[torch.nn.Module, tuple[int, ...], str, list[_Schedule]]:
+    """The config's model and batch shape, and each ssProp method's converted model and
+    schedule (at the first seed and sweep point)."""
+    from ..harness.config import load_config, method_label
+    from ..harness.data import load_data
+    from ..harness.runs import plan_runs
+    from ..harness.trainer import build_context
+
+    cfg = load_config(config)
+    specs = plan_runs(cfg, str(config))[: len(cfg.methods)]
+    data = load_data(specs[0].data)
+    contexts = [build_context(spec, data, torch.device("cpu")) for spec in specs]
+    shape = (specs[0].data.batch_size, *data.input_shape)
+    title = f"{config}: {specs[0].model.label}, input {'x'.join(map(str, shape))}"
+    schedules = [
+        _Schedule(
+            method_label(spec.method),
+            ctx.model,
+            ctx.scheduler,
+            spec.train.epochs,
+            data.steps_per_epoch(spec.data.batch_size),
+        )
+        for spec, ctx in zip(specs, contexts, strict=True)
+        if ctx.scheduler is not None
+    ]
+    return contexts[0].model, shape, title, schedules
+
+
+def _pct(value: int, dense: int) -> str:
+    return f"{100 * (1 - value / dense):.1f}%" if dense else "n/a"
+
+
+def _print(console: Console, report: FlopReport, title: str) -> None:
+    table = Table(title=title, caption=f"FLOPs, {report.convention}")
+    shown = [c for c in report.table.columns if c not in ("params", "total")]
+    narrow = console.width < WIDE
+    if narrow:  # the gradient split stays in the CSV
+        shown = [c for c in shown if not c.startswith("grad_")]
+    for column in shown:
+        if column in COUNT_COLUMNS:  # short numbers: never cut
+            table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+        else:  # long names wrap rather than lose their end
+            table.add_column(column, overflow="fold")
+    for row in report.table[shown].itertuples(index=False):
+        cells = dict(zip(shown, row, strict=True))
+        table.add_row(*(human(int(v)) if c in COUNT_COLUMNS else str(v) for c, v in cells.items()))
     console.print(table)
+    if narrow:
+        console.print(f"(grad_input, grad_weight, grad_bias: --csv, or {WIDE} columns)")
     console.print(
-        f"forward {report.forward:,}  backward {report.backward:,}  selection "
-        f"{report.selection:,}  total {report.total:,} FLOPs  ({report.convention})"
+        f"total: forward {report.forward:,}  backward {report.backward:,}  selection "
+        f"{report.selection:,}  = {report.total:,} FLOPs ({human(report.total)})"
     )
+    if report.traced_on != "meta":
+        console.print(f"shapes recorded by running the model on {report.traced_on}")
     if report.skipped:
         console.print("not counted (no formula): " + ", ".join(report.skipped))

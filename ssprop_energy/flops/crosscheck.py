@@ -10,6 +10,11 @@ Two corrections are applied to the reference, both registered through ``custom_m
   (``_scaled_dot_product_flash_attention_for_cpu`` and its backward), so on CPU it counts 0;
   we register torch's own formulas for the other fused kernels for them.
 
+Attention is the family of the path that really ran: ``nn.MultiheadAttention`` with
+``need_weights=True`` (its default) runs batched matmuls (the ``mm`` family, an
+``attention_math`` row in the analytic table), with ``need_weights=False`` and
+``F.scaled_dot_product_attention`` a fused kernel (``attention``).
+
 ``fvcore_crosscheck`` compares forward counts with fvcore's ``FlopCountAnalysis`` (which
 counts one multiply-accumulate as one flop, so its numbers are doubled).
 """
@@ -104,10 +109,14 @@ def _with_keep(model: nn.Module, keep: float | None) -> nn.Module:
     return twin
 
 
-def _analytic(model: nn.Module, shapes: list[torch.Size]) -> dict[str, int]:
-    table = count_flops(model, tuple(torch.empty(s, device="meta") for s in shapes)).table
-    conv = table["type"].str.startswith(("Conv", "SSPropConv"))
-    mm = table["type"].isin(["Linear", "SSPropLinear", "MultiheadAttention"])
+CONV_ROWS = ("convolution",)  # functional F.conv*; layers are matched by their type name
+MM_ROWS = ("Linear", "SSPropLinear", "MultiheadAttention", "matmul", "attention_math")
+
+
+def _families(table: pd.DataFrame) -> dict[str, int]:
+    """The analytic counts of a ``count_flops`` table, summed per aten op family."""
+    conv = table["type"].str.startswith(("Conv", "SSPropConv")) | table["type"].isin(CONV_ROWS)
+    mm = table["type"].isin(MM_ROWS)
     attention = table["type"].eq("attention")
     return {
         "convolution": int(table.loc[conv, "forward"].sum()),
@@ -124,15 +133,19 @@ def crosscheck_flops(
 
     Returns a DataFrame (``family``, ``analytic``, ``counted``, ``difference``); any
     difference is shown, never hidden. The model is run on random inputs on its own device;
-    with ``keep`` a converted copy runs instead.
+    with ``keep`` a converted copy runs instead. The model's mode and gradients are left as
+    they were.
     """
     run = _with_keep(model, keep)
     device = next((p.device for p in run.parameters()), torch.device("cpu"))
     shapes = [t.shape for t in _to_tensors(run, inputs)]
     real = [torch.randn(s, device=device) for s in shapes]
     was_training = {m: m.training for m in run.modules()}
+    grads = {p: p.grad for p in run.parameters()}  # the user's gradients, put back after
     run.eval()  # the analytic pass runs in eval mode too: same ops, no running-stat updates
     try:
+        for p in grads:
+            p.grad = None
         with tfc.FlopCounterMode(display=False, custom_mapping=CORRECTIONS) as counter:
             out = run(*real)
             first = out if isinstance(out, torch.Tensor) else out[0]
@@ -140,13 +153,16 @@ def crosscheck_flops(
     finally:
         for m, flag in was_training.items():
             m.train(flag)
-        run.zero_grad(set_to_none=True)
+        for p, grad in grads.items():
+            p.grad = grad
     counted_ops = counter.get_flop_counts().get("Global", {})
     counted = {
         family: int(sum(v for op, v in counted_ops.items() if op in ops))
         for family, ops in FAMILIES.items()
     }
-    analytic = _analytic(run, shapes)
+    analytic = _families(
+        count_flops(run, tuple(torch.empty(s, device="meta") for s in shapes)).table
+    )
     rows = [
         {
             "family": f,
@@ -160,37 +176,49 @@ def crosscheck_flops(
 
 
 def fvcore_crosscheck(model: nn.Module, inputs: InputSpec) -> pd.DataFrame:
-    """Forward FLOPs of convolutions and matmuls: ours vs fvcore's MACs times two."""
+    """Forward FLOPs of convolutions and matmuls: ours vs fvcore's MACs times two.
+
+    Columns ``family``, ``ours``, ``fvcore_x2``, ``difference`` and ``fvcore_unsupported``:
+    the ops of that family fvcore saw but could not count (it skips them; for example
+    ``aten::_convolution_mode``, the convolution with ``padding="same"``), which explain any
+    difference.
+    """
     from fvcore.nn import FlopCountAnalysis
 
     shapes = [t.shape for t in _to_tensors(model, inputs)]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     real = tuple(torch.randn(s, device=device) for s in shapes)
-    was_training = model.training
+    was_training = {m: m.training for m in model.modules()}
     model.eval()
     try:
         analysis = FlopCountAnalysis(model, real)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
         by_op = analysis.by_operator()
+        unsupported = sorted(analysis.unsupported_ops())
     finally:
-        model.train(was_training)
+        for m, flag in was_training.items():
+            m.train(flag)
     table = count_flops(model, tuple(torch.empty(s, device="meta") for s in shapes)).table
-    conv = table["type"].str.startswith(("Conv", "SSPropConv"))
-    mm = table["type"].isin(["Linear", "SSPropLinear", "MultiheadAttention"])
+    conv = table["type"].str.startswith(("Conv", "SSPropConv")) | table["type"].isin(CONV_ROWS)
+    mm = table["type"].isin(MM_ROWS)
+    linear_ops = ("linear", "addmm", "matmul", "mm", "bmm", "einsum")
     rows = [
         {
             "family": "convolution",
             "ours": int(table.loc[conv, "forward"].sum()),
             "fvcore_x2": 2 * int(by_op.get("conv", 0)),
+            "fvcore_unsupported": ", ".join(op for op in unsupported if "conv" in op),
         },
         {
             "family": "linear",
             "ours": int(table.loc[mm, "forward"].sum()),
-            "fvcore_x2": 2
-            * int(by_op.get("linear", 0) + by_op.get("addmm", 0) + by_op.get("matmul", 0)),
+            "fvcore_x2": 2 * int(sum(by_op.get(op, 0) for op in linear_ops)),
+            "fvcore_unsupported": ", ".join(
+                op for op in unsupported if op.split("::")[-1] in linear_ops
+            ),
         },
     ]
     frame = pd.DataFrame(rows)
     frame["difference"] = frame["ours"] - frame["fvcore_x2"]
-    return frame
+    return frame[["family", "ours", "fvcore_x2", "difference", "fvcore_unsupported"]]

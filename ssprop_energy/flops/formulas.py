@@ -4,9 +4,10 @@ A multiply-accumulate is 2 FLOPs, torch's ``FlopCounterMode`` convention (fvcore
 MAC as one "flop"). ``k`` is the number of output channels (features) whose gradient is
 computed: ``C_out`` for a dense layer, fewer for an ssProp layer.
 
-Convolutions and linear layers are exact (they are what torch's counter counts). Norms,
-activations, pooling, upsampling and additions use the nominal per-element costs written
-in each function's docstring; torch's counter does not count them at all.
+Convolutions, linear layers, matmuls and attention are exact (they are what torch's counter
+counts, and the cross-check proves the match). Norms, activations, pooling, upsampling,
+element-wise ops and ssProp's channel scoring use the nominal per-element costs written in
+each function's docstring; torch's counter does not count them at all.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ ACTIVATION_COST: dict[str, tuple[int, int]] = {
     "GELU": (8, 10),
     "Softmax": (5, 4),
     "LogSoftmax": (5, 4),
+    # dropout in training: one multiply by the scaled mask each way (nothing in eval)
+    "Dropout": (1, 1),
+    "Dropout1d": (1, 1),
+    "Dropout2d": (1, 1),
+    "Dropout3d": (1, 1),
+    "AlphaDropout": (2, 1),
 }
 
 
@@ -111,6 +118,18 @@ def activation(name: str, numel: int) -> tuple[int, int]:
     """(forward, grad_input) of an element-wise activation, per ``ACTIVATION_COST``."""
     forward, backward = ACTIVATION_COST[name]
     return forward * numel, backward * numel
+
+
+def unary(numel: int) -> tuple[int, int]:
+    """(forward, grad_input) of an element-wise math op (exp, sqrt, sin, pow, ...), nominal:
+    one op per element forward; backward evaluates the derivative and multiplies, two."""
+    return numel, 2 * numel
+
+
+def embedding(out_numel: int) -> tuple[int, int]:
+    """(forward, grad_weight) of an embedding lookup: a gather (0); its gradient adds each
+    output row into the table, one add per output element."""
+    return 0, out_numel
 
 
 def max_pool(out_numel: int, window: int) -> tuple[int, int]:
@@ -139,9 +158,23 @@ def upsample(out_numel: int, mode: str) -> tuple[int, int]:
     return out_numel * cost, out_numel * max(cost, 1)
 
 
-def elementwise_add(numel: int) -> int:
-    """A residual add: one add per element forward; its backward only passes gradients on."""
+def elementwise(numel: int) -> int:
+    """One add (a residual connection) or multiply per output element. An add's backward
+    only passes the gradient on (0); a product's costs one multiply per element for each
+    operand that needs a gradient."""
     return numel
+
+
+def reduce_sum(in_numel: int) -> int:
+    """A sum over some dimensions: one add per input element (nominal); its backward
+    broadcasts the gradient (0)."""
+    return in_numel
+
+
+def matmul(batch: int, m: int, k: int, n: int) -> int:
+    """``2 * batch * m * k * n`` for ``batch`` products of (m x k) by (k x n). The gradient
+    of either operand is one matmul of the same size (``dy @ b^T`` or ``a^T @ dy``)."""
+    return 2 * batch * m * k * n
 
 
 def sdpa_forward(batch_heads: int, q_len: int, kv_len: int, head_dim: int, v_dim: int) -> int:
@@ -155,3 +188,20 @@ def sdpa_backward(batch_heads: int, q_len: int, kv_len: int, head_dim: int, v_di
     scores = 2 * batch_heads * q_len * kv_len * head_dim
     through_v = 2 * batch_heads * q_len * kv_len * v_dim
     return 3 * scores + 2 * through_v
+
+
+def sdpa_math_backward(batch_heads: int, q_len: int, kv_len: int, head_dim: int, v_dim: int) -> int:
+    """The unfused path (``bmm``, softmax, ``bmm``, as ``nn.MultiheadAttention`` runs when it
+    must return the attention weights): the gradients of its two batched matmuls, four
+    matmuls of the forward's sizes and no recomputation."""
+    scores = 2 * batch_heads * q_len * kv_len * head_dim
+    through_v = 2 * batch_heads * q_len * kv_len * v_dim
+    return 2 * scores + 2 * through_v
+
+
+def channel_scoring(dy_numel: int, selection: str) -> int:
+    """ssProp's selection overhead, its own column (it is no convolution). ``"topk"`` scores
+    each output channel by ``mean(|dy|)``: one abs and one add per element of ``dy``, so
+    ``2 * numel(dy)``; the per-channel divide and the top-k over ``C_out`` scores are
+    negligible and not counted. ``"random"`` draws ``C_out`` random numbers: 0."""
+    return 2 * dy_numel if selection == "topk" else 0

@@ -5,25 +5,24 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from ..sparse import DropScheduler, sparse_layers
-from .counter import FlopReport, InputSpec, count_flops
+from ..sparse import DropScheduler, SSPropMixin
+from ..sparse.selection import check_keep
+from .counter import FlopReport, InputSpec, _count
 
 
 def count_flops_at(model: nn.Module, inputs: InputSpec, keep: float) -> FlopReport:
-    """``count_flops`` with every ssProp layer of ``model`` at ``keep`` (restored after).
+    """``count_flops`` as if every ssProp layer of ``model`` were at ``keep``.
 
-    Unlike ``count_flops(..., keep=k)`` this leaves plain layers dense and skipped layers
-    alone: it is the step a scheduler produces.
+    Unlike ``count_flops(..., keep=k)`` this leaves plain layers dense (the layers a
+    conversion skipped stay plain): it is the step a scheduler produces. The layers' own
+    keep is only read, never changed.
     """
-    layers = sparse_layers(model)
-    saved = [m.keep for _, m in layers]
-    try:
-        for _, m in layers:
-            m.set_keep(keep)
-        return count_flops(model, inputs)
-    finally:
-        for (_, m), k in zip(layers, saved, strict=True):
-            m.keep = k
+    value = check_keep(keep)
+
+    def keep_of(module: nn.Module) -> float:
+        return value if isinstance(module, SSPropMixin) else 1.0
+
+    return _count(model, inputs, keep_of)
 
 
 def _step_flops(
@@ -48,14 +47,14 @@ def training_flops(
 ) -> pd.DataFrame:
     """Per-epoch FLOPs of training ``model`` under ``scheduler``, and the dense baseline.
 
-        The scheduler sets the keep of the model's ssProp layers (plain layers stay dense: convert
-        the model first, e.g. with ``convert_model``). ``inputs`` is one step's batch; evaluation
-        steps cost a forward pass each. Columns: ``epoch``, ``mean_keep``, ``flops_forward``,
-        ``flops_backward``, ``flops_eval``, ``flops_total``, ``flops_backward_dense``,
-        ``flops_total_dense``, ``flops_backward_conv`` and ``flops_backward_conv_dense`` (the
-    convolutions alone), ``backward_saving_pct``, ``total_saving_pct``,
-    ``conv_backward_saving_pct``; the last row,
-        ``epoch == "total"``, sums the run.
+    The scheduler's keep applies to the model's ssProp layers (plain layers stay dense:
+    convert the model first, e.g. with ``convert_model``); one count per distinct keep.
+    ``inputs`` is one step's batch; evaluation steps cost a forward pass each. Columns:
+    ``epoch``, ``mean_keep``, ``flops_forward``, ``flops_backward``, ``flops_eval``,
+    ``flops_total``, ``flops_backward_dense``, ``flops_total_dense``,
+    ``flops_backward_conv`` and ``flops_backward_conv_dense`` (the convolutions alone),
+    ``backward_saving_pct``, ``total_saving_pct``, ``conv_backward_saving_pct``; the last
+    row, ``epoch == "total"``, sums the run.
     """
     cache: dict[float, tuple[int, int, int]] = {}
     forward, dense_backward, dense_conv = _step_flops(model, inputs, 1.0, cache)

@@ -1,5 +1,5 @@
 """Energy and power measurement: NVML, RAPL and CodeCarbon sources behind one interface,
-and ``EnergyMeter`` with named windows (see docs/readme/profilers.md)."""
+and ``EnergyMeter`` with named windows (see the README's "Energy measurement")."""
 
 from .carbon import carbon_intensity_g_per_kwh, emissions_kg
 from .environment import environment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssprop_energy.harness.models import build_model
@@ -81,6 +82,53 @@ class Seq1d3d(nn.Module):
         return y.sum() + z.sum()
 
 
+class TransformerBlock(nn.Module):
+    """Functional attention and matmuls between the layers (no module for them)."""
+
+    def __init__(self, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.mix = nn.Parameter(torch.randn(dim, dim) / dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v)
+        x = x + self.out(att.transpose(1, 2).reshape(b, n, d))
+        return x + F.gelu(x @ self.mix)
+
+
+class RawAttention(nn.Module):
+    """nn.MultiheadAttention on the raw input, returning its weights (the unfused path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(12, 3, kdim=8, vdim=8)
+        self.head = nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        memory = x[..., :8]
+        out, weights = self.attn(x, key=memory, value=memory)
+        return self.head(out) + weights.mean()
+
+
+class FunctionalConv(nn.Module):
+    """Convolutions called as functions on the module's own parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6, 3, 3, 3) / 9)
+        self.b = nn.Parameter(torch.zeros(6))
+        self.wt = nn.Parameter(torch.randn(6, 2, 2, 2) / 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(F.conv2d(x, self.w, self.b, stride=2, padding=1))
+        return F.conv_transpose2d(F.avg_pool2d(y, 2), self.wt, stride=2, groups=2)
+
+
 def mlp() -> nn.Module:
     return nn.Sequential(
         nn.Linear(20, 64),
@@ -101,5 +149,8 @@ ZOO: dict[str, tuple[object, tuple[int, ...]]] = {
     "decoder": (Decoder, (2, 32, 4, 4)),
     "unet_attention": (lambda: build_model("unet", width=8), (2, 1, 16, 16)),
     "mlp": (mlp, (4, 7, 20)),
+    "transformer_block": (TransformerBlock, (2, 10, 16)),
+    "raw_attention": (RawAttention, (5, 2, 12)),
+    "functional_conv": (FunctionalConv, (2, 3, 16, 16)),
     "conv1d_3d": (Seq1d3d, (2, 4, 17)),
 }

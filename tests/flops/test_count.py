@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ssprop_energy import DropScheduler, SSPropConv2d, convert_model
+from ssprop_energy import DropScheduler, SSPropConv2d, convert_model, sparse_layers
 from ssprop_energy.errors import UserError
-from ssprop_energy.flops import count_flops, training_flops
+from ssprop_energy.flops import count_flops, count_flops_at, training_flops
 from ssprop_energy.flops import formulas as fm
 from ssprop_energy.harness.models import build_model
 
@@ -94,7 +95,7 @@ def test_unknown_layers_are_listed_not_guessed() -> None:
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), Mystery(), nn.Dropout())
     report = count_flops(model, (1, 1, 5, 5))
-    assert report.skipped == ["1 (Mystery)"]
+    assert report.skipped == ["1 (Mystery: mul)"]
     assert "Mystery" in str(report)
 
 
@@ -129,3 +130,132 @@ def test_sparse_input_grad_false_keeps_grad_input_dense() -> None:
     layer = SSPropConv2d(20, 20, 3, padding=1, keep=0.2, sparse_input_grad=False)
     table = count_flops(layer, (2, 20, 6, 6), input_requires_grad=True).table.iloc[0]
     assert table["grad_input"] == table["forward"] and table["grad_weight"] == table["forward"] // 5
+
+
+class _Block(nn.Module):
+    """A residual block whose add and ReLU are functional (no module of their own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.conv(x))
+
+
+def test_functional_ops_between_layers_are_counted() -> None:
+    report = count_flops(nn.Sequential(_Block(), nn.MaxPool2d(2)), (2, 4, 6, 6))
+    table = report.table.set_index(["module", "type"])
+    numel = 2 * 4 * 6 * 6
+    assert table.loc[("0", "add"), "forward"] == numel
+    assert table.loc[("0", "add"), "backward"] == 0  # the gradient passes through
+    assert table.loc[("0", "relu"), ["forward", "grad_input"]].tolist() == [numel, numel]
+    # MaxPool2d(2): 72 outputs, 3 comparisons each; the gradient is routed once per output
+    assert table.loc[("1", "MaxPool2d"), ["forward", "grad_input"]].tolist() == [3 * 72, 72]
+    assert report.skipped == []
+
+
+def test_unknown_functional_op_is_listed() -> None:
+    class Glue(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cumsum(self.lin(x), dim=-1)
+
+    report = count_flops(Glue(), (2, 3))
+    assert report.skipped == ["Glue (functional cumsum)"]
+    assert "not counted (no formula): Glue (functional cumsum)" in str(report)
+
+
+def test_model_the_meta_device_cannot_run_is_traced_on_its_device() -> None:
+    class DataDependent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            steps = int(x.shape[-1] + x.sum().item() * 0)  # .item() has no meta kernel
+            return self.conv(x)[..., :steps]
+
+    model = DataDependent()
+    report = count_flops(model, (2, 3, 8, 8), keep=0.5)
+    assert report.traced_on == "cpu" and "running the model on cpu" in str(report)
+    expected = count_flops(nn.Sequential(nn.Conv2d(3, 8, 3)), (2, 3, 8, 8), keep=0.5)
+    conv = report.table[report.table.type == "Conv2d"]
+    assert conv[["forward", "backward", "selection"]].values.tolist() == (
+        expected.table[["forward", "backward", "selection"]].values.tolist()
+    )
+    assert all(p.device.type == "cpu" and p.grad is None for p in model.parameters())
+
+
+def test_the_training_step_is_counted_even_under_no_grad() -> None:
+    model = convert_model(build_model("cnn", width=20), keep=0.2)
+    outside = count_flops(model, (4, 1, 16, 16))
+    with torch.no_grad():
+        inside = count_flops(model, (4, 1, 16, 16))
+    assert inside.backward == outside.backward and inside.selection == outside.selection > 0
+
+
+def test_random_selection_costs_no_scoring() -> None:
+    layer = SSPropConv2d(10, 10, 3, keep=0.5, selection="random")
+    report = count_flops(layer, (2, 10, 5, 5))
+    assert report.selection == 0
+    assert report.table.iloc[0]["grad_weight"] == report.table.iloc[0]["forward"] // 2
+    topk = SSPropConv2d(10, 10, 3, keep=0.5)
+    assert count_flops(topk, (2, 10, 5, 5)).selection == 2 * 2 * 10 * 3 * 3  # |dy| and sum
+
+
+def test_count_flops_at_reads_keep_never_writes() -> None:
+    model = convert_model(build_model("cnn", width=20), keep=0.7)
+    writes: list[float] = []
+    for _, layer in sparse_layers(model):
+        layer.set_keep = writes.append  # type: ignore[method-assign]
+    at = count_flops_at(model, (4, 1, 16, 16), 0.2)
+    assert writes == [] and all(m.keep == 0.7 for _, m in sparse_layers(model))
+    assert at.backward == count_flops(model, (4, 1, 16, 16), keep=0.2).backward
+    assert at.backward < count_flops(model, (4, 1, 16, 16)).backward
+
+
+def test_frozen_layers_have_no_backward() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    model[0].requires_grad_(False)
+    table = count_flops(model, (1, 3, 7, 7), keep=0.5).table.set_index("module")
+    assert table.loc[["0", "1"], ["backward", "selection"]].values.sum() == 0
+    assert table.loc["2", "grad_input"] == 0 and table.loc["2", "grad_weight"] > 0
+    assert table.loc["2", "selection"] > 0
+
+
+def test_shape_with_a_zero_size_names_the_problem() -> None:
+    with pytest.raises(UserError, match="inputs: every size of a shape must be >= 1"):
+        count_flops(build_model("cnn"), (0, 1, 8, 8))
+
+
+def test_embedding_dropout_and_elementwise_math() -> None:
+    class Embed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return torch.exp(self.drop(self.emb(tokens)))
+
+    report = count_flops(Embed(), torch.zeros(3, 5, dtype=torch.long))
+    table = report.table.set_index("type")
+    numel = 3 * 5 * 8
+    assert table.loc["Embedding", ["forward", "grad_weight"]].tolist() == [0, numel]
+    assert table.loc["Dropout", ["forward", "grad_input"]].tolist() == [numel, numel]
+    assert table.loc["math", ["forward", "grad_input"]].tolist() == [numel, 2 * numel]
+    assert report.skipped == []
+
+
+def test_attention_inside_an_unknown_layer_is_listed_with_it() -> None:
+    class Attend(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(x, x, x) * 2
+
+    report = count_flops(nn.Sequential(nn.Linear(4, 4), Attend()), (2, 3, 5, 4))
+    assert report.skipped == ["1 (Attend: scaled_dot_product_attention, mul)"]
+    assert report.table["type"].tolist() == ["Linear"]

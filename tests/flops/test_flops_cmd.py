@@ -8,6 +8,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
+from ssprop_energy.cli.flops_cmd import human
+from ssprop_energy.flops import count_flops
+from ssprop_energy.harness.models import build_model
 
 runner = CliRunner()
 
@@ -29,17 +32,23 @@ def test_model_and_shape_with_keep_and_csv(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "backward saving at keep 0.2" in result.output
+    assert "saving at keep 0.2: backward 8" in result.output  # floor(0.2 * 20) = 4 of 20
     table = pd.read_csv(out)
     assert {"module", "forward", "backward", "selection"} <= set(table.columns)
 
 
-def test_config_form(tmp_path: Path) -> None:
+def test_config_form_prints_each_schedule(tmp_path: Path) -> None:
     config = tmp_path / "m.yaml"
-    config.write_text("name: t\nmodel: {name: cnn}\ndata: {name: digits, batch_size: 16}\n")
+    config.write_text(
+        "name: t\nmodel: {name: cnn, kwargs: {width: 20}}\n"
+        "data: {name: digits, batch_size: 16}\ntrain: {epochs: 4}\n"
+        "methods: [{name: dense}, {name: ssprop, keep: 0.2, interleave: true}]\n"
+    )
     result = runner.invoke(app, ["flops", str(config)])
     assert result.exit_code == 0, result.output
     assert "16x1x8x8" in result.output
+    assert "ssprop keep=0.2 interleave: mean keep 0.60 over 4 epochs" in result.output
+    assert "(convolutions 40.0%)" in result.output
 
 
 def test_bad_input_is_one_line() -> None:
@@ -53,3 +62,17 @@ def test_bad_input_is_one_line() -> None:
         result = runner.invoke(app, ["flops", *args])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_table_counts_are_compact_and_totals_exact() -> None:
+    assert [human(v) for v in (0, 999, 1000, 1_234_567, 71_421_263_872)] == [
+        "0",
+        "999",
+        "1k",
+        "1.23M",
+        "71.4G",
+    ]
+    result = runner.invoke(app, ["flops", "--model", "cnn", "--input-shape", "2x1x8x8"])
+    assert result.exit_code == 0, result.output
+    report = count_flops(build_model("cnn"), (2, 1, 8, 8))
+    assert f"= {report.total:,} FLOPs" in result.output

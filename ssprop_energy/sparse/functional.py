@@ -2,7 +2,9 @@
 
 The backward pass selects output-gradient channels (see :mod:`.selection`) and runs
 ``aten.convolution_backward`` (or two matmuls for Linear) on the sliced tensors, so the work
-shrinks with ``keep``. Gradients of dropped channels are zero. Slices keep the memory format
+shrinks with ``keep``; where slicing cannot do less work than dense (see :mod:`.kernels`) the
+same gradient is computed densely on the masked output gradient. Gradients of dropped
+channels are zero. Slices keep the memory format
 of the tensors they come from (channels-last stays channels-last), so the sliced convolution
 runs the same kind of kernel as the dense one and the comparison with dense stays fair.
 """
@@ -15,17 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .kernels import channels_last_format, conv_backward, slicing_pays
 from .selection import select_channels
-
-_aten = torch.ops.aten
-
-
-def _channels_last_format(t: torch.Tensor) -> torch.memory_format | None:
-    """The channels-last format ``t`` is laid out in, or None."""
-    if t.dim() not in (4, 5) or t.is_contiguous():
-        return None
-    fmt = torch.channels_last if t.dim() == 4 else torch.channels_last_3d
-    return fmt if t.is_contiguous(memory_format=fmt) else None
 
 
 def take(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
@@ -34,7 +27,7 @@ def take(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
     A channels-last tensor is gathered as its contiguous (rows, channels) view, which is
     several times faster on CPU than ``index_select`` on the strided 4-d tensor.
     """
-    if _channels_last_format(t) is None:
+    if channels_last_format(t) is None:
         return t.index_select(dim, idx)
     nhwc = t.permute(0, *range(2, t.dim()), 1)
     if dim == 0:
@@ -95,22 +88,16 @@ class SparseConvFunction(torch.autograd.Function):
         need_b = need_b and ctx.has_bias
         dy = grad_output
         out_channels = weight.shape[0]
-        no_output_padding = [0] * (x.dim() - 2)
-
-        def conv_backward(
-            dy_: torch.Tensor, x_: torch.Tensor, w_: torch.Tensor, groups_: int, mask: list[bool]
-        ) -> tuple[torch.Tensor, ...]:
-            bias_sizes = [w_.shape[0]] if mask[2] else None
-            return _aten.convolution_backward(
-                dy_, x_, w_, bias_sizes, stride, padding, dilation, False, no_output_padding,
-                groups_, mask,
-            )  # fmt: skip
-
+        conf = (stride, padding, dilation)
         idx = select_channels(dy, keep, groups, selection)
         k = idx.numel()
         if k == out_channels:
-            gx, gw, gb = conv_backward(dy, x, weight, groups, [need_x, need_w, need_b])
-            return gx, gw, gb, None, None, None, None, None, None, None
+            grads = conv_backward(dy, x, weight, *conf, groups, [need_x, need_w, need_b])
+            return *grads, None, None, None, None, None, None, None
+        if not slicing_pays(k, out_channels, groups, dy.device, dy.dtype):
+            grads = _masked_backward(dy, x, weight, idx, conf, groups, sparse_input_grad,
+                                     [need_x, need_w, need_b])  # fmt: skip
+            return *grads, None, None, None, None, None, None, None
 
         depthwise = groups > 1 and out_channels == groups
         dy_s = take(dy, 1, idx)
@@ -123,15 +110,39 @@ class SparseConvFunction(torch.autograd.Function):
             offsets = torch.arange(in_per_group, device=idx.device)
             in_idx = (idx.unsqueeze(1) * in_per_group + offsets).flatten()
             x_s, groups_s = take(x, 1, in_idx), k
-        gx_s, gw_s, gb_s = conv_backward(dy_s, x_s, w_s, groups_s, [slice_x, need_w, need_b])
+        gx_s, gw_s, gb_s = conv_backward(dy_s, x_s, w_s, *conf, groups_s, [slice_x, need_w, need_b])
         grad_x = None
         if slice_x:
             grad_x = gx_s if in_idx is None else torch.zeros_like(x).index_copy_(1, in_idx, gx_s)
         elif need_x:
-            grad_x = conv_backward(dy, x, weight, groups, [True, False, False])[0]
+            grad_x = conv_backward(dy, x, weight, *conf, groups, [True, False, False])[0]
         grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
         grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
+
+
+def _masked_backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    idx: torch.Tensor,
+    conf: tuple[list[int], list[int], list[int]],
+    groups: int,
+    sparse_input_grad: bool,
+    mask: list[bool],
+) -> tuple[torch.Tensor | None, ...]:
+    """The sparse gradients computed densely: dropped channels of ``dy`` zeroed for
+    grad_input (one dense call), their weight and bias gradients zeroed after."""
+    dropped = torch.ones(weight.shape[0], dtype=torch.bool, device=dy.device)
+    dropped[idx] = False
+    if mask[0] and sparse_input_grad:
+        dy = dy.masked_fill(dropped.view(1, -1, *[1] * (dy.dim() - 2)), 0)
+    gx, gw, gb = conv_backward(dy, x, weight, *conf, groups, mask)
+    if gw is not None:
+        gw = gw.masked_fill_(dropped.view(-1, *[1] * (gw.dim() - 1)), 0)
+    if gb is not None:
+        gb = gb.masked_fill_(dropped, 0)
+    return gx, gw, gb
 
 
 class SparseLinearFunction(torch.autograd.Function):

@@ -53,12 +53,15 @@ def channel_scores(grad_output: torch.Tensor) -> torch.Tensor:
     """
     channels = grad_output.shape[1]
     count = grad_output.numel() // channels
+    # reduced-precision gradients accumulate in float32; asking for it on a float32 tensor
+    # takes a slower reduction path
+    acc = None if grad_output.dtype in (torch.float32, torch.float64) else torch.float32
     if grad_output.dim() > 2 and not grad_output.is_contiguous():
         rows = grad_output.movedim(1, -1)
         if rows.is_contiguous():  # channels-last: reduce the contiguous (rows, channels) view
-            return rows.reshape(-1, channels).abs().sum(0, dtype=torch.float32) / count
+            return rows.reshape(-1, channels).abs().sum(0, dtype=acc).float() / count
     dims = [0, *range(2, grad_output.dim())]
-    return grad_output.abs().sum(dim=dims, dtype=torch.float32) / count
+    return grad_output.abs().sum(dim=dims, dtype=acc).float() / count
 
 
 def select_channels(

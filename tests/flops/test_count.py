@@ -199,12 +199,12 @@ def test_the_training_step_is_counted_even_under_no_grad() -> None:
 
 
 def test_random_selection_costs_no_scoring() -> None:
-    layer = SSPropConv2d(10, 10, 3, keep=0.5, selection="random")
+    layer = SSPropConv2d(10, 64, 3, keep=0.5, selection="random")
     report = count_flops(layer, (2, 10, 5, 5))
     assert report.selection == 0
     assert report.table.iloc[0]["grad_weight"] == report.table.iloc[0]["forward"] // 2
-    topk = SSPropConv2d(10, 10, 3, keep=0.5)
-    assert count_flops(topk, (2, 10, 5, 5)).selection == 2 * 2 * 10 * 3 * 3  # |dy| and sum
+    topk = SSPropConv2d(10, 64, 3, keep=0.5)
+    assert count_flops(topk, (2, 10, 5, 5)).selection == 2 * 2 * 64 * 3 * 3  # |dy| and sum
 
 
 def test_count_flops_at_reads_keep_never_writes() -> None:

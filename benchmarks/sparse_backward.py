@@ -1,11 +1,15 @@
 """Sparse vs dense convolution backward time on the conv shapes of a CIFAR ResNet-18.
 
 For every distinct conv shape of ResNet-18 at batch 64 (32x32 inputs) and keep 0.2, 0.5,
-0.8 it prints the median backward time of ``SSPropConv2d`` divided by the dense backward
-time, beside the ideal ratio (= keep), plus the channel-selection cost (scoring + top-k +
-gathers, at keep 0.2) as a fraction of the dense backward, and the same ratio for a whole
-ResNet-18 training step. All ratios are measured in one run, alternating dense and sparse
-repetitions so drifts hit both alike; both memory formats by default.
+0.8 it prints the median backward time of ``SSPropConv2d`` divided by torch's dense
+backward time, beside the ideal ratio (= keep); the channel-selection cost (scoring +
+top-k + gathers, at keep 0.2) as a fraction of the dense backward; and ``own dense``, the
+layer's own kernel calls at full width over torch's dense backward. That is 1.00 except for
+strided 1x1 convolutions, which ssProp computes over the subsampled input (see
+``ssprop_energy.sparse.kernels``): there part of the saving is the kernel, not the
+sparsity, and ``ratio / own dense`` is what the sparsity alone saves. Then the same ratio for a whole ResNet-18 training step.
+All ratios are measured in one run, alternating dense and sparse repetitions so drifts hit
+both alike; both memory formats by default.
 
     python benchmarks/sparse_backward.py [--format both|contiguous|channels_last] [--reps 15]
 """
@@ -24,6 +28,7 @@ from ssprop_energy import SSPropConv2d, convert_model, set_keep
 from ssprop_energy.harness.models import build_model
 from ssprop_energy.sparse import select_channels
 from ssprop_energy.sparse.functional import take
+from ssprop_energy.sparse.kernels import conv_backward
 
 KEEPS = (0.2, 0.5, 0.8)
 # (in, out, input size, stride, kernel) of every distinct conv in a CIFAR ResNet-18
@@ -57,7 +62,7 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], reps: int) -> dict
 
 def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
     ratios = "  ".join(f"keep {k}: ratio (ideal)" for k in KEEPS)
-    print(f"{'conv (in->out, size, stride, k)':34} {'dense ms':>9}  {ratios}  selection / dense")
+    print(f"{'conv (in->out, size, stride, k)':34} {'dense ms':>9}  {ratios}  selection  own dense")
     for cin, cout, size, stride, kernel in SHAPES:
         x = torch.randn(64, cin, size, size).contiguous(memory_format=fmt).requires_grad_()
         layers = {"dense": nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)}
@@ -80,12 +85,23 @@ def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
             idx = select_channels(dy, 0.2, 1, "topk")
             return take(dy, 1, idx), take(weight, 0, idx)
 
+        conf = ([stride] * 2, [kernel // 2] * 2, [1, 1])
+
+        def own_dense(
+            dy: torch.Tensor = dy, weight: torch.Tensor = weight, x: torch.Tensor = x, conf=conf
+        ) -> object:
+            return conv_backward(dy, x.detach(), weight.detach(), *conf, 1, [True, True, False])
+
         fns["selection"] = selection
+        fns["own"] = own_dense
         med = interleaved_medians(fns, reps)
         dense = med["dense"]
-        cells = "  ".join(f"{med[str(k)] / dense:14.2f} ({k:.2f})" for k in KEEPS)
+        cells = [f"{med[str(k)] / dense:14.2f} ({k:.2f})" for k in KEEPS]
         name = f"{cin}->{cout}, {size}x{size}, s{stride}, {kernel}x{kernel}"
-        print(f"{name:34} {dense * 1e3:9.1f}  {cells}  {med['selection'] / dense:8.1%}")
+        print(
+            f"{name:34} {dense * 1e3:9.1f}  {'  '.join(cells)}  {med['selection'] / dense:8.1%}"
+            f"  {med['own'] / dense:9.2f}"
+        )
 
 
 def train_step_ratio(fmt: torch.memory_format, reps: int, keep: float = 0.2) -> None:

@@ -28,7 +28,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import UserError
 from ..sparse import SSPropMixin, kept_channels
-from ..sparse.kernels import computed_channels
 from ..sparse.selection import check_keep
 from . import formulas as fm
 from .ops import FREE_OPS, OP_FORMULAS, OpCost
@@ -282,7 +281,7 @@ def _conv_row(call: _Call, keep: float) -> dict[str, int]:
     fwd = fm.conv_forward(*args, m.out_channels, m.groups, kernel, out_spatial)
     k, selection, sparse_input = m.out_channels, 0, True
     if keep < 1.0:
-        k = computed_channels(keep, m.out_channels, m.groups, m.weight.device, m.weight.dtype)
+        k = kept_channels(keep, m.out_channels, m.groups)
         selection = fm.channel_scoring(y.numel(), getattr(m, "selection", "topk"))
         sparse_input = getattr(m, "sparse_input_grad", True)
     gi_k = k if sparse_input else m.out_channels

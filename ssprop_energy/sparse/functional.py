@@ -2,8 +2,7 @@
 
 The backward pass selects output-gradient channels (see :mod:`.selection`) and runs
 ``aten.convolution_backward`` (or two matmuls for Linear) on the sliced tensors, so the work
-shrinks with ``keep``; where slicing cannot do less work than dense (see :mod:`.kernels`) the
-same gradient is computed densely on the masked output gradient. Gradients of dropped
+shrinks with ``keep`` (the kernel calls are in :mod:`.kernels`). Gradients of dropped
 channels are zero. Slices keep the memory format
 of the tensors they come from (channels-last stays channels-last), so the sliced convolution
 runs the same kind of kernel as the dense one and the comparison with dense stays fair.
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .kernels import channels_last_format, conv_backward, slicing_pays
+from .kernels import channels_last_format, conv_backward
 from .selection import select_channels
 
 
@@ -94,10 +93,6 @@ class SparseConvFunction(torch.autograd.Function):
         if k == out_channels:
             grads = conv_backward(dy, x, weight, *conf, groups, [need_x, need_w, need_b])
             return *grads, None, None, None, None, None, None, None
-        if not slicing_pays(k, out_channels, groups, dy.device, dy.dtype):
-            grads = _masked_backward(dy, x, weight, idx, conf, groups, sparse_input_grad,
-                                     [need_x, need_w, need_b])  # fmt: skip
-            return *grads, None, None, None, None, None, None, None
 
         depthwise = groups > 1 and out_channels == groups
         dy_s = take(dy, 1, idx)
@@ -119,30 +114,6 @@ class SparseConvFunction(torch.autograd.Function):
         grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
         grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
-
-
-def _masked_backward(
-    dy: torch.Tensor,
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    idx: torch.Tensor,
-    conf: tuple[list[int], list[int], list[int]],
-    groups: int,
-    sparse_input_grad: bool,
-    mask: list[bool],
-) -> tuple[torch.Tensor | None, ...]:
-    """The sparse gradients computed densely: dropped channels of ``dy`` zeroed for
-    grad_input (one dense call), their weight and bias gradients zeroed after."""
-    dropped = torch.ones(weight.shape[0], dtype=torch.bool, device=dy.device)
-    dropped[idx] = False
-    if mask[0] and sparse_input_grad:
-        dy = dy.masked_fill(dropped.view(1, -1, *[1] * (dy.dim() - 2)), 0)
-    gx, gw, gb = conv_backward(dy, x, weight, *conf, groups, mask)
-    if gw is not None:
-        gw = gw.masked_fill_(dropped.view(-1, *[1] * (gw.dim() - 1)), 0)
-    if gb is not None:
-        gb = gb.masked_fill_(dropped, 0)
-    return gx, gw, gb
 
 
 class SparseLinearFunction(torch.autograd.Function):

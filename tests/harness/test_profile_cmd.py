@@ -22,9 +22,7 @@ def _profile(*args: str) -> object:
 
 
 def test_end_to_end_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
-    # 32 channels: at keep 0.5 the sliced backward does less work (4 would run masked)
-    wide = {"name": "cnn", "kwargs": {"depth": 2, "width": 32}}
-    config = write_config(tmp_path, model=wide, energy={"codecarbon": True, "idle_s": 0.2})
+    config = write_config(tmp_path, energy={"codecarbon": True, "idle_s": 0.2})
     result = _profile(str(config))
     assert result.exit_code == 0, result.output
     sweep = tmp_path / "runs" / "tiny"

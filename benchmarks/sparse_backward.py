@@ -7,7 +7,8 @@ top-k + gathers, at keep 0.2) as a fraction of the dense backward; and ``own den
 layer's own kernel calls at full width over torch's dense backward. That is 1.00 except for
 strided 1x1 convolutions, which ssProp computes over the subsampled input (see
 ``ssprop_energy.sparse.kernels``): there part of the saving is the kernel, not the
-sparsity, and ``ratio / own dense`` is what the sparsity alone saves. Then the same ratio for a whole ResNet-18 training step.
+sparsity, and ``ratio / own dense`` is what the sparsity alone saves. Then the same ratio
+for a whole ResNet-18 training step.
 All ratios are measured in one run, alternating dense and sparse repetitions so drifts hit
 both alike; both memory formats by default.
 

@@ -73,9 +73,9 @@ on a 2-core machine); a small one stays in cache and reuses the allocator's free
 def _abs_sum(t: torch.Tensor, dims: list[int], acc: torch.dtype | None) -> torch.Tensor:
     """``|t|`` summed over ``dims`` (dimension 0 among them), a slice of dimension 0 at a
     time on the CPU."""
-    step = t.shape[0]
-    if t.device.type == "cpu" and t.dim() > 0 and t.shape[0] > 0:
-        step = max(1, SCORE_CHUNK // max(1, t[0].numel()))
+    step = max(1, t.shape[0])
+    if t.device.type == "cpu":
+        step = max(1, SCORE_CHUNK // max(1, t.numel() // step))
     total = t[:step].abs().sum(dim=dims, dtype=acc)
     for start in range(step, t.shape[0], step):
         total += t[start : start + step].abs().sum(dim=dims, dtype=acc)

@@ -312,3 +312,16 @@ def test_runs_on_the_meta_device() -> None:
     x = torch.empty(2, 4, 6, 6, device="meta", requires_grad=True)
     layer(x).sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape and layer.weight.grad.is_meta
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_scores_are_mean_abs_gradients_across_chunks(fmt: torch.memory_format, dtype) -> None:
+    from ssprop_energy.sparse.selection import SCORE_CHUNK, channel_scores
+
+    dy = torch.randn(33, 24, 40, 40).to(dtype).contiguous(memory_format=fmt)
+    assert dy.numel() > 4 * SCORE_CHUNK  # several chunks, the last one short
+    expected = dy.float().abs().mean(dim=(0, 2, 3))
+    scores = channel_scores(dy)
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)

@@ -94,15 +94,17 @@ def test_each_path_does_the_work_the_counter_predicts(name: str) -> None:
     assert executed < dense.backward
 
 
-def test_strided_pointwise_runs_at_stride_one_on_the_subsampled_input() -> None:
+def test_strided_pointwise_nchw_runs_at_stride_one_on_the_subsampled_input() -> None:
     layer = SSPropConv2d(16, 64, 1, stride=2, bias=False, keep=0.2)
     x = torch.randn(2, 16, 11, 11, requires_grad=True)
     y = layer(x)
     with _ConvBackwardCalls() as spy:
         y.backward(torch.randn_like(y))
     assert spy.calls == [((2, 16, 6, 6), [1, 1])]
+    # other convolutions, and channels-last inputs: torch's own call
     three = SSPropConv2d(16, 64, 3, stride=2, bias=False, keep=0.2)
-    y = three(x)
-    with _ConvBackwardCalls() as spy:
-        y.backward(torch.randn_like(y))
-    assert spy.calls == [((2, 16, 11, 11), [2, 2])]  # other convolutions: torch's own call
+    for conv, inputs in ((three, x), (layer, x.contiguous(memory_format=torch.channels_last))):
+        y = conv(inputs)
+        with _ConvBackwardCalls() as spy:
+            y.backward(torch.randn_like(y))
+        assert spy.calls == [((2, 16, 11, 11), [2, 2])]

@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..sparse import SSPropMixin, kept_channels
 from ..sparse.selection import check_keep
 from . import formulas as fm
-from .ops import FREE_OPS, OP_FORMULAS, OpCost
+from .ops import FREE_OPS, OP_FORMULAS, OpCost, needs_grad
 
 CONVENTION = "2 FLOPs per multiply-accumulate (torch FlopCounterMode); fvcore counts 1"
 COUNTS = ["forward", "grad_input", "grad_weight", "grad_bias"]
@@ -258,10 +258,6 @@ def _first(value: Any) -> torch.Tensor | None:
     return None
 
 
-def _needs_grad(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.requires_grad
-
-
 def _conv_row(call: _Call, keep: float) -> dict[str, int]:
     m: Any = call.module
     x, y = call.inputs[0], _first(call.output)
@@ -327,7 +323,7 @@ def _mha_rows(call: _Call) -> list[dict[str, Any]]:
     trains = [p.requires_grad for p in m.parameters()]
     fwd = sum(fm.linear_forward(rows, d, e) for _, rows, d in projections)
     fwd += fm.linear_forward(batch * lq, e, e)
-    grad_in = sum(fm.linear_forward(r, d, e) for t, r, d in projections if _needs_grad(t))
+    grad_in = sum(fm.linear_forward(r, d, e) for t, r, d in projections if needs_grad(t))
     grad_in += fm.linear_forward(batch * lq, e, e)  # out_proj's input is the attention output
     grad_w = fwd if any(trains) else 0
     grad_b = 0
@@ -397,17 +393,17 @@ def _layer_rows(call: _Call, keep: float) -> list[dict[str, Any]]:
         rows = [_linear_row(call, keep)]
     else:
         rows = [_elementwise_row(call)]
-    if not _needs_grad(_first(call.output)):
+    if not needs_grad(_first(call.output)):
         return [{**row, "grad_input": 0, "grad_weight": 0, "grad_bias": 0, "selection": 0}
                 for row in rows]  # fmt: skip
     if isinstance(m, nn.MultiheadAttention):
         return rows
     counts = rows[0]
-    if not _needs_grad(call.inputs[0]):
+    if not needs_grad(call.inputs[0]):
         counts["grad_input"] = 0
-    if not _needs_grad(getattr(m, "weight", None)):
+    if not needs_grad(getattr(m, "weight", None)):
         counts["grad_weight"] = 0
-    if not _needs_grad(getattr(m, "bias", None)):
+    if not needs_grad(getattr(m, "bias", None)):
         counts["grad_bias"] = 0
     return rows
 

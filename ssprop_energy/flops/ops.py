@@ -57,7 +57,8 @@ FREE_OPS = frozenset(getattr(aten, name) for group in FREE_OP_NAMES for name in 
 """Ops that only move, view or create data: 0 FLOPs."""
 
 
-def _grad(t: Any) -> bool:
+def needs_grad(t: Any) -> bool:
+    """Whether ``t`` is a tensor that needs a gradient."""
     return isinstance(t, torch.Tensor) and t.requires_grad
 
 
@@ -68,19 +69,19 @@ def _out(out: Any) -> torch.Tensor:
 def _activation(name: str) -> OpFormula:
     def cost(args: tuple[Any, ...], out: Any) -> OpCost:
         forward, grad = fm.activation(name, args[0].numel())
-        return OpCost(name.lower(), forward, grad if _grad(args[0]) else 0)
+        return OpCost(name.lower(), forward, grad if needs_grad(args[0]) else 0)
 
     return cost
 
 
 def _unary(args: tuple[Any, ...], out: Any) -> OpCost:
     forward, grad = fm.unary(_out(out).numel())
-    return OpCost("math", forward, grad if _grad(args[0]) else 0)
+    return OpCost("math", forward, grad if needs_grad(args[0]) else 0)
 
 
 def _embedding(args: tuple[Any, ...], out: Any) -> OpCost:
     forward, grad = fm.embedding(_out(out).numel())
-    return OpCost("embedding", forward, grad_weight=grad if _grad(args[0]) else 0)
+    return OpCost("embedding", forward, grad_weight=grad if needs_grad(args[0]) else 0)
 
 
 def _binary(passes_gradient: bool) -> OpFormula:
@@ -90,7 +91,7 @@ def _binary(passes_gradient: bool) -> OpFormula:
         numel = out.numel()
         if passes_gradient:
             return OpCost("add", fm.elementwise(numel))
-        grads = sum(1 for a in args[:2] if _grad(a))
+        grads = sum(1 for a in args[:2] if needs_grad(a))
         return OpCost("mul", fm.elementwise(numel), grads * numel)
 
     return cost
@@ -108,7 +109,7 @@ def _pool(kind: str, dims: int = 0) -> OpFormula:
             kernel = [args[1]] if isinstance(args[1], int) else list(args[1])
             window = prod(kernel) if len(kernel) == dims else kernel[0] ** dims
         forward, grad = (fm.max_pool if "max" in kind else fm.avg_pool)(y.numel(), window)
-        return OpCost(kind, forward, grad if _grad(x) else 0)
+        return OpCost(kind, forward, grad if needs_grad(x) else 0)
 
     return cost
 
@@ -116,7 +117,7 @@ def _pool(kind: str, dims: int = 0) -> OpFormula:
 def _mean(args: tuple[Any, ...], out: Any) -> OpCost:
     x, y = args[0], _out(out)
     forward, grad = fm.avg_pool(y.numel(), max(1, x.numel() // max(1, y.numel())))
-    return OpCost("mean", forward, grad if _grad(x) else 0)
+    return OpCost("mean", forward, grad if needs_grad(x) else 0)
 
 
 def _sum(args: tuple[Any, ...], out: Any) -> OpCost:
@@ -126,7 +127,7 @@ def _sum(args: tuple[Any, ...], out: Any) -> OpCost:
 def _upsample(mode: str) -> OpFormula:
     def cost(args: tuple[Any, ...], out: Any) -> OpCost:
         forward, grad = fm.upsample(_out(out).numel(), mode)
-        return OpCost("upsample", forward, grad if _grad(args[0]) else 0)
+        return OpCost("upsample", forward, grad if needs_grad(args[0]) else 0)
 
     return cost
 
@@ -142,9 +143,9 @@ def _matmul(with_bias: bool) -> OpFormula:
         return OpCost(
             "matmul",
             flops,
-            flops if _grad(a) else 0,
-            flops if _grad(b) else 0,
-            _out(out).numel() if _grad(bias) else 0,
+            flops if needs_grad(a) else 0,
+            flops if needs_grad(b) else 0,
+            _out(out).numel() if needs_grad(bias) else 0,
         )
 
     return cost
@@ -168,9 +169,13 @@ def _convolution(args: tuple[Any, ...], out: Any) -> OpCost:
     else:
         c_in, c_out = w.shape[1] * groups, w.shape[0]
         flops = fm.conv_forward(n, c_in, c_out, groups, kernel, out_spatial)
-    grad_bias = fm.conv_grad_bias(n, c_out, out_spatial) if _grad(b) else 0
+    grad_bias = fm.conv_grad_bias(n, c_out, out_spatial) if needs_grad(b) else 0
     return OpCost(
-        "convolution", flops, flops if _grad(x) else 0, flops if _grad(w) else 0, grad_bias
+        "convolution",
+        flops,
+        flops if needs_grad(x) else 0,
+        flops if needs_grad(w) else 0,
+        grad_bias,
     )
 
 

@@ -3,9 +3,9 @@
 The backward pass selects output-gradient channels (see :mod:`.selection`) and runs
 ``aten.convolution_backward`` (or two matmuls for Linear) on the sliced tensors, so the work
 shrinks with ``keep`` (the kernel calls are in :mod:`.kernels`). Gradients of dropped
-channels are zero. Slices keep the memory format
-of the tensors they come from (channels-last stays channels-last), so the sliced convolution
-runs the same kind of kernel as the dense one and the comparison with dense stays fair.
+channels are zero. Slices keep the memory format of the tensors they come from
+(channels-last stays channels-last), so the sliced convolution runs the same kind of kernel
+as the dense one and the comparison with dense stays fair.
 """
 
 from __future__ import annotations

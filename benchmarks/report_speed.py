@@ -1,6 +1,6 @@
 """Report render time and HTML size for a 12-run sweep (targets: < 2 s, < 5 MB).
 
-Writes a synthetic store in a temporary folder through ``ssprop_energy.harness.store``:
+Writes a synthetic store in a temporary folder through ``ssprop_energy.store``:
 dense and ssProp (keep 0.2) over a 2 x 3 lr x batch-size grid, one seed, 30 epochs each,
 sources gpu0 (measured) and cpu (estimated), and a 1 Hz power trace of 30 minutes per run
 and source. Then times ``build_report`` + ``write_report`` (median of ``--reps`` runs in one
@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ssprop_energy.harness.store import RunStore
+from ssprop_energy.store import RunStore
 from ssprop_energy.reports import build_report, write_report
 
 PHASES = {"data": 0.05, "forward": 0.3, "backward": 0.45, "optimizer": 0.1, "eval": 0.1}

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..harness.store import is_run_dir
+from ..store import is_run_dir
 from ..reports import build_report, write_report
 from ._app import app, user_errors
 

@@ -104,7 +104,7 @@ class FlopReport:
         return int(self.table["total"].sum())
 
     def to_csv(self, path: Path | str) -> Path:
-        from ..harness.store import atomic_write_csv
+        from ..store import atomic_write_csv
 
         return atomic_write_csv(path, self.table)
 

@@ -15,7 +15,7 @@ from .config import ProfileConfig
 from .data import load_data
 from .progress import QuietReporter, Reporter
 from .runs import RunSpec, plan_runs
-from .store import atomic_write_text, is_run_dir, read_meta
+from ..store import atomic_write_text, is_run_dir, read_meta
 from .trainer import (
     RunContext,
     RunOutcome,
@@ -159,7 +159,7 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _mark_failed(run_dir: Path, error: str) -> None:
-    from .store import RunStore
+    from ..store import RunStore
 
     if is_run_dir(run_dir):
         store = RunStore(run_dir)

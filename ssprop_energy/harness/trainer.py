@@ -29,7 +29,7 @@ from .config import SSPropMethod
 from .data import Dataset, load_data
 from .models import MODELS, build_model, load_factory
 from .runs import RunSpec
-from .store import RunStore
+from ..store import RunStore
 
 PHASES = ("data", "forward", "backward", "optimizer", "eval")
 CHECKPOINT = "checkpoint.pt"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from ..harness.store import RunRecord, load_sweep
+from ..store import RunRecord, load_sweep
 from .aggregate import SWEEP, method_table, setup_table
 from .compare import add_comparisons
 from .provenance import is_mixed

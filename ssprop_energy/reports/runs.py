@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..harness.store import RunRecord
+from ..store import RunRecord
 from .provenance import UNAVAILABLE, weakest
 
 PHASES = ("data", "forward", "backward", "optimizer", "eval")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..harness.store import atomic_write_csv, atomic_write_text, is_run_dir
+from ..store import atomic_write_csv, atomic_write_text, is_run_dir
 from .html import render_html
 from .report import Report
 

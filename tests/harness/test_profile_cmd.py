@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.harness import trainer
-from ssprop_energy.harness.store import load_sweep
+from ssprop_energy.store import load_sweep
 
 runner = CliRunner()
 

@@ -1,15 +1,11 @@
-"""The results store of docs/store.md: atomic writes, and loading a sweep back.
+"""Reading and writing run folders of the results store (docs/store.md).
 
-Every write goes to a temporary file in the target folder and is renamed into place, so a
-crash never leaves a half-written file. Errors name the file and say what went wrong.
+Every write goes through the atomic writer; errors name the file and say what went wrong.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,59 +13,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-
-META = "meta.json"
-EPOCHS = "epochs.csv"
-POWER = "power.csv"
-CONFIG = "config.yaml"
-
-
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically; a folder that cannot be written is a UserError."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"{path.parent}: cannot write results here ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinity become null (JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON atomically."""
-    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=_json_default)
-    return atomic_write_text(path, text + "\n")
-
-
-def atomic_write_csv(path: Path | str, frame: pd.DataFrame) -> Path:
-    """Write a DataFrame as CSV (no index) atomically, floats in full precision."""
-    return atomic_write_text(path, frame.to_csv(index=False))
+from .atomic import atomic_write_csv, atomic_write_json
+from .schema import EPOCHS, META, POWER, RunMeta
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -149,8 +94,8 @@ class RunStore:
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        atomic_write_json(self.path / META, meta)
+    def write_meta(self, meta: RunMeta | dict[str, Any]) -> None:
+        atomic_write_json(self.path / META, meta.to_json() if isinstance(meta, RunMeta) else meta)
 
     def read_meta(self) -> dict[str, Any]:
         return read_meta(self.path)

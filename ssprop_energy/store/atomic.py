@@ -1,0 +1,76 @@
+"""The one atomic writer: every file of the store (and every file the tool writes) goes to a
+temporary file in the target folder and is renamed into place, so a crash never leaves a
+half-written file. Errors are one-line UserErrors naming the file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from ..errors import UserError
+
+
+def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write`` on a temporary binary file beside ``path``, then rename it into place.
+
+    A folder that cannot be created or written, or a failing write, is a UserError naming
+    the folder or file; the temporary file never stays behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"{path.parent}: cannot write results here ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity become null (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON atomically (NaN becomes null)."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=_json_default)
+    return atomic_write_text(path, text + "\n")
+
+
+def atomic_write_csv(path: Path | str, frame: pd.DataFrame) -> Path:
+    """Write a DataFrame as CSV (no index) atomically, floats in full precision."""
+    return atomic_write_text(path, frame.to_csv(index=False))

@@ -1,0 +1,82 @@
+"""The store's vocabulary, written once: file names, run statuses, phases, the setup label,
+the typed meta.json record and the epoch row's column names (see docs/store.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CONFIG = "config.yaml"
+META = "meta.json"
+EPOCHS = "epochs.csv"
+POWER = "power.csv"
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
+
+Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
+FINISHED: Status = "finished"
+SETTLED: tuple[Status, ...] = ("finished", "diverged")
+"""Statuses of a run that a sweep never trains again."""
+ENDED: tuple[Status, ...] = ("finished", "diverged", "failed")
+"""Statuses of a run that will not add epochs on its own."""
+
+PHASES = ("data", "forward", "backward", "optimizer", "eval")
+"""The metered phases of a training step (the first four) and of validation."""
+TRAIN_PHASES = PHASES[:-1]
+FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
+"""The epoch column holding the analytic FLOPs of a phase (data and optimizer have none)."""
+
+NO_SETUP = "-"
+"""The setup label of a run outside a sweep."""
+
+
+def setup_label(setup: dict[str, Any]) -> str:
+    """``batch_size=64, lr=0.1`` (keys sorted); ``-`` for a run outside a sweep."""
+    return ", ".join(f"{k}={setup[k]}" for k in sorted(setup)) or NO_SETUP
+
+
+def time_column(phase: str) -> str:
+    return f"time_s_{phase}"
+
+
+def energy_column(phase: str | None = None, source: str | None = None) -> str:
+    """``energy_j``, ``energy_j_<phase>``, ``energy_j_<source>`` or ``energy_j_<phase>_<source>``."""
+    return "_".join(["energy_j", *(part for part in (phase, source) if part)])
+
+
+def provenance_column(source: str) -> str:
+    return f"provenance_{source}"
+
+
+@dataclass
+class RunMeta:
+    """A run's meta.json (docs/store.md), typed. ``energy`` and ``environment`` are the
+    profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs."""
+
+    run_id: str
+    sweep: str
+    method: str
+    method_label: str
+    method_params: dict[str, Any]
+    task: str
+    primary_metric: str
+    higher_is_better: bool
+    seed: int
+    setup: dict[str, Any]
+    run_config: dict[str, Any]
+    epochs_planned: int
+    mean_keep_planned: float
+    flops_per_step: dict[str, int]
+    started_at: str
+    status: Status = "running"
+    target_accuracy: float | None = None
+    target_status: Literal["reached", "not_reached"] | None = None
+    stopped_at_target: bool = False
+    epochs_done: int = 0
+    energy: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

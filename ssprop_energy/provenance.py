@@ -18,7 +18,7 @@ The rule:
   figure, so it carries the weakest label among those and ignores ``unavailable`` ones; it is
   ``unavailable`` only when no source has a figure: :func:`combine_sources`.
 - **A mean over runs** keeps a shared label; differing labels give ``mixed: a, b``, a flag a
-  report lists in its notes: :func:`across_runs`.
+  report lists in its notes; runs without the figure are left out: :func:`across_runs`.
 - **A comparison of a run with its baseline** keeps a shared label; differing labels give
   ``a vs b``, also a flag: :func:`pairwise`.
 - An empty list of labels is ``unavailable``. A label outside this vocabulary is an error
@@ -68,8 +68,14 @@ def combine_sources(labels: Iterable[object]) -> str:
 
 
 def across_runs(labels: Iterable[object]) -> str:
-    """The label of a mean over runs: the shared label, or ``mixed: a, b`` (a flag)."""
-    distinct = sorted({check(label) for label in labels}, key=_RANK.__getitem__)
+    """The label of a mean over runs: the shared label, or ``mixed: a, b`` (a flag).
+
+    Labels may be flags themselves (a mean of comparisons); empty cells, runs without the
+    figure, are left out."""
+    present = [x for x in labels if isinstance(x, str) and x]
+    distinct = sorted(
+        {x if is_mixed(x) else check(x) for x in present}, key=lambda x: _RANK.get(x, len(_RANK))
+    )
     if not distinct:
         return UNAVAILABLE
     if len(distinct) == 1:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from .provenance import across_runs
-from .runs import FINISHED, NO_SETUP, TO_TARGET
+from ..provenance import across_runs
+from ..store import FINISHED, NO_SETUP
+from .runs import TO_TARGET
 
 GROUP = ["method", "method_label", "model", "dataset", "setup"]
 SWEEP = ["method_label", "model", "dataset"]

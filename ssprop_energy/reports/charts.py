@@ -20,9 +20,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..store import FLOPS_OF_PHASE, NO_SETUP, PHASES
 from .compare import SAVINGS
 from .report import Report
-from .runs import FLOPS_OF_PHASE, NO_SETUP, PHASES
 
 STYLE = {
     "svg.fonttype": "none",

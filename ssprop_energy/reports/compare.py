@@ -11,8 +11,8 @@ import math
 
 import pandas as pd
 
-from .provenance import pairwise
-from .runs import FINISHED
+from ..provenance import pairwise
+from ..store import FINISHED
 
 SAVINGS = {
     "flops_saving_pct": "flops_total",

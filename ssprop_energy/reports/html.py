@@ -13,8 +13,8 @@ from numbers import Integral, Real
 
 import pandas as pd
 
+from ..provenance import is_mixed
 from .charts import render_charts
-from .provenance import is_mixed
 from .report import Report
 
 CSP = (

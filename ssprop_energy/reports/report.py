@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from ..store import RunRecord, load_sweep
+from ..provenance import is_mixed
+from ..store import FINISHED, NO_SETUP, RunRecord, load_sweep
 from .aggregate import SWEEP, method_table, setup_table
 from .compare import add_comparisons
-from .provenance import is_mixed
-from .runs import FINISHED, NO_SETUP, match_key, phase_rows, sources_of, summarize_run, tidy_epochs
+from .runs import match_key, phase_rows, sources_of, summarize_run, tidy_epochs
 
 POWER_POINTS_PER_SERIES = 400
 """The power trace kept per run and source (evenly thinned) so a report stays small."""

@@ -13,23 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import RunRecord
-from .provenance import UNAVAILABLE, weakest
+from ..errors import UserError
+from ..provenance import UNAVAILABLE, combine, combine_sources
+from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, PHASES, RunRecord, setup_label
 
-PHASES = ("data", "forward", "backward", "optimizer", "eval")
-FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
 TO_TARGET = ("energy_j", "time_s", "flops_total", "emissions_kg")
-FINISHED = "finished"
-NO_SETUP = "-"
-"""The setup label of a run outside a sweep."""
-ENDED_STATUSES = ("finished", "diverged", "failed")
-
-
-def setup_label(setup: dict[str, Any]) -> str:
-    """``batch_size=64, lr=0.1`` (keys sorted); ``-`` for a run outside a sweep."""
-    return ", ".join(f"{k}={setup[k]}" for k in sorted(setup)) or NO_SETUP
 
 
 def sources_of(record: RunRecord) -> list[str]:
@@ -48,18 +38,17 @@ def _total(epochs: pd.DataFrame, column: str) -> float:
     return float(values.sum(min_count=len(values)))
 
 
+def _labels(cells: Any) -> list[object]:
+    """Stored provenance cells; an empty cell is a part without a figure."""
+    return [cell if isinstance(cell, str) and cell else UNAVAILABLE for cell in cells]
+
+
 def _source_provenance(record: RunRecord, source: str) -> str:
     column = f"provenance_{source}"
     if column in record.epochs and not record.epochs.empty:
-        return weakest(record.epochs[column])
+        return combine(_labels(record.epochs[column]))
     stored = record.meta.get("energy", {}).get("sources", {}).get(source, {})
     return str(stored.get("provenance", UNAVAILABLE)) if record.epochs.empty else UNAVAILABLE
-
-
-def _energy_provenance(row: dict[str, Any], sources: list[str]) -> str:
-    """The total's label: weakest over the sources that contribute joules."""
-    labels = [row[f"provenance_{s}"] for s in sources if row[f"provenance_{s}"] != UNAVAILABLE]
-    return weakest(labels)
 
 
 def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float:
@@ -71,7 +60,7 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float:
 def _target_status(reached: bool, status: str) -> str:
     if reached:
         return "reached"
-    return "not_reached" if status in ENDED_STATUSES else "unknown"
+    return "not_reached" if status in ENDED else "unknown"
 
 
 def _to_target(epochs: pd.DataFrame, target: float | None, status: str) -> dict[str, Any]:
@@ -135,10 +124,13 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
         if column.startswith(SUMMED_PREFIXES):
             row[column] = _total(epochs, column)
     sources = sources_of(record)
-    for source in sources:
-        row.setdefault(f"energy_j_{source}", math.nan)
-        row[f"provenance_{source}"] = _source_provenance(record, source)
-    row["provenance"] = _energy_provenance(row, sources)
+    try:
+        for source in sources:
+            row.setdefault(f"energy_j_{source}", math.nan)
+            row[f"provenance_{source}"] = _source_provenance(record, source)
+        row["provenance"] = combine_sources(row[f"provenance_{s}"] for s in sources)
+    except ValueError as exc:
+        raise UserError(f"{record.path / EPOCHS}: {exc}") from None
     for column in ("time_s", "energy_j", "emissions_kg", "flops_forward", "flops_backward"):
         row.setdefault(column, math.nan)
     row.setdefault("flops_total", math.nan)
@@ -188,9 +180,12 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     epochs.insert(0, "run_id", epochs.pop("run_id") if "run_id" in epochs else record.run_id)
     for position, (name, value) in enumerate(identity.items()):
         epochs.insert(position, name, value)
-    epochs["provenance"] = [
-        weakest(p for p in row if p != UNAVAILABLE) for row in epochs[sources].itertuples(False)
-    ]
+    try:
+        epochs["provenance"] = [
+            combine_sources(_labels(row)) for row in epochs[sources].itertuples(False)
+        ]
+    except ValueError as exc:
+        raise UserError(f"{record.path / EPOCHS}: {exc}") from None
     for column in CUMULATIVE:
         if column in epochs:
             epochs[f"{column}_cum"] = pd.to_numeric(epochs[column], errors="coerce").cumsum(

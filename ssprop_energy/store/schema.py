@@ -40,7 +40,7 @@ def time_column(phase: str) -> str:
 
 
 def energy_column(phase: str | None = None, source: str | None = None) -> str:
-    """``energy_j``, ``energy_j_<phase>``, ``energy_j_<source>`` or ``energy_j_<phase>_<source>``."""
+    """``energy_j``, ``energy_j_<phase>``, ``energy_j_<source>``, ``energy_j_<phase>_<source>``."""
     return "_".join(["energy_j", *(part for part in (phase, source) if part)])
 
 

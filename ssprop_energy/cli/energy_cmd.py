@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
-from ..profilers import EnergyMeter
+from ..profilers import EnergyMeter, environment_meta
+from ..store import atomic_write_csv
 from ._app import app, user_errors
 
 Country = Annotated[
@@ -49,7 +48,7 @@ def env(
     meter = EnergyMeter(codecarbon=codecarbon, country=country, region=region)
     with meter:
         table = _sources_table(meter)
-        environment = meter.environment()
+        environment = environment_meta(meter)
     console = Console()
     console.print(table)
     gpus = ", ".join(environment["gpus"]) or "none"
@@ -61,14 +60,6 @@ def env(
         f"{'/' + region if region else ''}): "
         f"{meter.carbon_intensity_g_per_kwh:.1f} g CO2eq/kWh"
     )
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Atomic write: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(temp, index=False)
-    os.replace(temp, path)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -130,5 +121,5 @@ def measure(
         frame = meter.summary()
         frame.insert(0, "command", shlex.join(command))
         frame["exit_code"] = code
-        _write_csv(frame, csv)
+        atomic_write_csv(csv, frame)
     raise typer.Exit(code)

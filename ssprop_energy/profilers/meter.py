@@ -8,23 +8,14 @@
         m = meter.end("backward")   # after meter.begin("backward")
     meter.summary(); meter.trace()
 
-How a window's joules are obtained, per source (``Measurement.provenance``):
+The meter owns the lifecycle (CodeCarbon, the sampler thread, the open windows) and the
+accumulated totals. The parts it calls are tested on their own: finding the sources
+(:mod:`.discovery`), the joules of one source over one window and their label
+(:func:`.windows.window_energy`), and the meta.json entries (:mod:`.meta`).
 
-- ``measured``: an energy counter (NVML total energy, RAPL) read at both window edges;
-- ``split``: the window is shorter than the counter's update period (``resolution_s``,
-  ~100 ms for NVML), so a counter difference would read 0 J or a whole update step. The
-  counter's mean power over the last ``split_span_s`` seconds (read by the sampler) times
-  the window's duration is charged instead: the energy of a longer span of the counter,
-  split by time. It cannot tell a 30 ms forward from a 30 ms backward at different power;
-  accumulate longer windows where that matters;
-- ``sampled``: trapezoid integral of the sampler's power readings (GPUs without the counter,
-  or a counter read that failed at a window edge);
-- ``estimated``: the same integral over CodeCarbon's CPU model (no RAPL);
-- ``unavailable``: no figure (``None``), never a silent 0.
-
-A window repeated under one name accumulates; a sum of parts carries its weakest label
-(measured < sampled < split < estimated) and is ``unavailable`` if any part had no figure.
-Windows of different names may nest. The GPU is synchronised at every window edge.
+A window repeated under one name accumulates (:class:`~.windows.Measurement` addition);
+windows of different names may nest. The GPU is synchronised at every window edge, so queued
+kernels are charged to the window that launched them.
 """
 
 from __future__ import annotations
@@ -37,51 +28,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
+from ..provenance import UNAVAILABLE
 from .carbon import CodeCarbonRun, carbon_intensity_g_per_kwh, emissions_kg
-from .environment import environment, gpu_models
-from .nvml import NvmlSession
-from .rapl import POWERCAP_ROOT, rapl_sources
+from .discovery import CpuMode, GpuSelection, Hardware, discover
+from .rapl import POWERCAP_ROOT
 from .sampler import TRACE_COLUMNS, Sampler, SamplerError
-from .sources import EnergySource, SourceInfo, UnavailableSource, weakest
+from .sources import EnergySource, SourceInfo
+from .windows import Measurement, Readings, window_energy
 
-CpuMode = Literal["auto", "rapl", "codecarbon"]
 DIVERGENCE_THRESHOLD = 0.05
 """Counter and integrated power samples further apart than this are flagged."""
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One window (or the accumulated windows of one name): seconds, joules, provenance."""
-
-    name: str
-    time_s: float
-    energy_j: dict[str, float | None]
-    provenance: dict[str, str]
-
-    @property
-    def total_energy_j(self) -> float | None:
-        """All sources that have a figure, summed; None when none has."""
-        known = [e for e in self.energy_j.values() if e is not None]
-        return sum(known) if known else None
-
-    def __add__(self, other: Measurement) -> Measurement:
-        """Both windows together (keeps this name): times and joules add, a source without
-        a figure in either is ``unavailable``, else the sum carries the weaker label."""
-        energy: dict[str, float | None] = {}
-        provenance: dict[str, str] = {}
-        for source in self.energy_j.keys() | other.energy_j.keys():
-            a, b = self.energy_j.get(source), other.energy_j.get(source)
-            energy[source] = None if a is None or b is None else a + b
-            provenance[source] = (
-                "unavailable"
-                if energy[source] is None
-                else weakest([self.provenance[source], other.provenance[source]])
-            )
-        return Measurement(self.name, self.time_s + other.time_s, energy, provenance)
 
 
 @dataclass
@@ -119,7 +79,7 @@ class EnergyMeter:
 
     def __init__(
         self,
-        gpus: str | list[int] | None = "auto",
+        gpus: GpuSelection = "auto",
         cpu: CpuMode | None = "auto",
         codecarbon: bool = True,
         country: str = "USA",
@@ -153,14 +113,12 @@ class EnergyMeter:
         self._pynvml = pynvml
         self._sync_arg = sync
         self._sync: Callable[[], None] = sync or (lambda: None)
-        self._sources: list[EnergySource] = []
-        self._nvml: NvmlSession | None = None
+        self._hardware = Hardware([])
         self._carbon: CodeCarbonRun | None = None
         self._sampler: Sampler | None = None
         self._open: dict[str, _Open] = {}
         self._totals: dict[str, _Totals] = {}
         self._edges: dict[str, tuple[float, ...]] = {}
-        self._driver: str | None = None
         self._started = self._stopped = False
         self._t_origin = 0.0
 
@@ -179,26 +137,30 @@ class EnergyMeter:
         self.stop()
 
     def start(self) -> None:
-        """Find the sources, start CodeCarbon and the sampler."""
+        """Start CodeCarbon, find the sources (:func:`~.discovery.discover`), start the
+        sampler."""
         if self._started:
             raise RuntimeError("an EnergyMeter can be started once")
         self._started = True
         self._t_origin = time.perf_counter()
         try:
-            self._nvml = NvmlSession(self._pynvml) if self.gpus is not None else None
-            gpu_sources = self._nvml.sources(self.gpus) if self._nvml else []
-            self._driver = self._nvml.driver_version() if self._nvml else None
             if self.codecarbon:
                 self._carbon = CodeCarbonRun(self.country, self.region)
                 self._carbon.start()
-            self._sources = gpu_sources + self._cpu_sources()
+            self._hardware = discover(
+                self.gpus,
+                self.cpu,
+                self._carbon,
+                powercap_root=self._powercap_root,
+                pynvml=self._pynvml,
+            )
             if self._sync_arg is None and any(
-                s.name.startswith("gpu") and s.info.provenance != "unavailable"
-                for s in self._sources
+                s.name.startswith("gpu") and s.info.provenance != UNAVAILABLE
+                for s in self._hardware.sources
             ):
                 self._sync = _cuda_sync
             self._sampler = Sampler(
-                self._sources, self.interval_s, self._t_origin, self.split_span_s
+                self._hardware.sources, self.interval_s, self._t_origin, self.split_span_s
             )
             self._sampler.start()
             self._edges = {
@@ -210,30 +172,9 @@ class EnergyMeter:
             self.stop()
             raise
 
-    def _cpu_sources(self) -> list[EnergySource]:
-        """``cpu`` (RAPL, else CodeCarbon's model where allowed) and RAPL's ``dram``."""
-        if self.cpu is None:
-            return []
-        rapl = rapl_sources(self._powercap_root) if self.cpu != "codecarbon" else {}
-        dram = [rapl["dram"]] if rapl else []
-        reasons: list[str] = []
-        if rapl:
-            if rapl["cpu"].info.provenance != "unavailable":
-                return [rapl["cpu"], *dram]
-            reasons.append(rapl["cpu"].info.reason or "RAPL unavailable")
-        if self.cpu != "rapl":
-            if self._carbon is None:
-                reasons.append("CodeCarbon disabled")
-            else:
-                estimate = self._carbon.cpu_source()
-                if estimate.info.provenance != "unavailable":
-                    return [estimate, *dram]
-                reasons.append(estimate.info.reason or "no CodeCarbon CPU model")
-        return [UnavailableSource("cpu", "; ".join(reasons)), *dram]
-
     def stop(self) -> None:
-        """Stop the sampler and CodeCarbon and release NVML; idempotent. Open windows are
-        dropped."""
+        """Stop the sampler and CodeCarbon and release the sources; idempotent. Open windows
+        are dropped."""
         if self._stopped or not self._started:
             return
         self._stopped = True
@@ -241,7 +182,7 @@ class EnergyMeter:
         try:
             if self._sampler is not None:
                 self._sampler.stop()
-                by_name = {s.name: s for s in self._sources}
+                by_name = {s.name: s for s in self._hardware.sources}
                 self._edges = {
                     name: (*edge, *end)
                     for name, edge in self._edges.items()
@@ -251,10 +192,7 @@ class EnergyMeter:
             if self._carbon is not None:
                 self._carbon.stop()
                 self.codecarbon_result = self._carbon.result
-            for source in self._sources:
-                source.close()
-            if self._nvml is not None:
-                self._nvml.close()
+            self._hardware.close()
 
     def _read_edge(self, source: EnergySource) -> tuple[float, float] | tuple[()]:
         """(time, counter) for the whole-run cross-check; empty if the counter fails."""
@@ -313,7 +251,7 @@ class EnergyMeter:
 
     def _read_counters(self) -> dict[str, float | None]:
         values: dict[str, float | None] = {}
-        for source in self._sources:
+        for source in self._hardware.sources:
             if source.is_counter:
                 try:
                     values[source.name] = source.energy_j()
@@ -329,36 +267,25 @@ class EnergyMeter:
     def _measure(self, name: str, opened: _Open) -> Measurement:
         self._sync()
         t1 = time.perf_counter()
-        duration = t1 - opened.t0
         ends = self._read_counters()
+        assert self._sampler is not None  # started
         energy: dict[str, float | None] = {}
         provenance: dict[str, str] = {}
-        for source in self._sources:
+        for source in self._hardware.sources:
             key = source.name
-            energy[key], provenance[key] = self._source_energy(
-                source, opened.t0, t1, opened.counters.get(key), ends.get(key)
+            history = self._sampler.counters.get(key)
+            trace = self._sampler.power.get(key)
+            readings = Readings(
+                opened.t0,
+                t1,
+                opened.counters.get(key),
+                ends.get(key),
+                span_start=None if history is None else history.oldest(),
+                samples_j=None if trace is None else trace.energy_between(opened.t0, t1),
             )
-        return Measurement(name, duration, energy, provenance)
-
-    def _source_energy(
-        self, source: EnergySource, t0: float, t1: float, e0: float | None, e1: float | None
-    ) -> tuple[float | None, str]:
-        provenance = source.info.provenance
-        if provenance == "unavailable" or self._sampler is None:
-            return None, "unavailable"
-        key = source.name
-        if source.is_counter and e0 is not None and e1 is not None:
-            if t1 - t0 >= source.resolution_s:
-                return e1 - e0, "measured"
-            rate = self._sampler.counters[key].mean_power_w(t1, e1, 2 * source.resolution_s)
-            if rate is not None:
-                return rate * (t1 - t0), "split"
-            if not len(self._sampler.power[key]):
-                return e1 - e0, "measured"
-        integral = self._sampler.power[key].energy_between(t0, t1)
-        if integral is None:
-            return None, "unavailable"
-        return integral, "sampled" if source.is_counter else provenance
+            energy[key], how = window_energy(source.info.provenance, source.resolution_s, readings)
+            provenance[key] = how.value
+        return Measurement(name, t1 - opened.t0, energy, provenance)
 
     # -- results ---------------------------------------------------------------------
 
@@ -367,7 +294,14 @@ class EnergyMeter:
         """Every source of this meter: name, provenance, reason, device."""
         if not self._started:
             raise RuntimeError("start the EnergyMeter to discover its sources")
-        return [s.info for s in self._sources]
+        return [s.info for s in self._hardware.sources]
+
+    @property
+    def hardware(self) -> Hardware:
+        """What discovery found (sources, GPU models, driver); read it, do not close it."""
+        if not self._started:
+            raise RuntimeError("start the EnergyMeter to discover its hardware")
+        return self._hardware
 
     @property
     def errors(self) -> list[SamplerError]:
@@ -379,7 +313,7 @@ class EnergyMeter:
         totals = self._totals.get(name)
         if totals is None or totals.sum is None:
             return None
-        names = [s.name for s in self._sources]  # in source order
+        names = [s.name for s in self._hardware.sources]  # in source order
         m = totals.sum
         return Measurement(
             name, m.time_s, {n: m.energy_j[n] for n in names}, {n: m.provenance[n] for n in names}
@@ -392,7 +326,7 @@ class EnergyMeter:
     def summary(self) -> pd.DataFrame:
         """One row per window name: ``window``, ``count``, ``time_s``, ``energy_j``,
         ``emissions_kg`` and per source ``energy_j_<source>``, ``provenance_<source>``."""
-        names = [s.name for s in self._sources]
+        names = [s.name for s in self._hardware.sources]
         columns = ["window", "count", "time_s", "energy_j", "emissions_kg"]
         columns += [f"energy_j_{n}" for n in names] + [f"provenance_{n}" for n in names]
         rows = []
@@ -444,20 +378,3 @@ class EnergyMeter:
                 "diverged": abs(diff) > DIVERGENCE_THRESHOLD,
             }
         return result
-
-    def energy_meta(self) -> dict[str, Any]:
-        """The ``energy`` entry of a run's meta.json (see docs/store.md)."""
-        return {
-            "sources": {
-                s.name: {"provenance": s.provenance, "reason": s.reason, "device": s.device}
-                for s in self.sources
-            },
-            "idle_power_w": dict(self.idle_power_w),
-            "country": self.country,
-            "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
-        }
-
-    def environment(self) -> dict[str, Any]:
-        """The ``environment`` entry of meta.json: python, torch, cuda, platform, cpu, gpus,
-        driver."""
-        return environment(gpus=gpu_models(self._sources), driver=self._driver)

@@ -16,14 +16,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
 
-Provenance = Literal["measured", "sampled", "estimated", "split", "unavailable"]
-"""How a figure was obtained (see docs): counter / integrated power samples / model /
-counter energy split by time over a window too short for the counter / no figure."""
-
-PROVENANCE_RANK: dict[str, int] = {"measured": 0, "sampled": 1, "split": 2, "estimated": 3}
-"""Order from most to least direct; a figure built from parts carries its weakest label."""
+from ..provenance import MEASURED, UNAVAILABLE, Provenance, combine_sources
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class EnergySource(ABC):
 
     @property
     def is_counter(self) -> bool:
-        return self.info.provenance == "measured"
+        return self.info.provenance == MEASURED
 
     def energy_j(self) -> float:
         """Cumulative energy in joules since an arbitrary origin (counters only)."""
@@ -79,15 +73,12 @@ class UnavailableSource(EnergySource):
     """The empty stand-in: no hardware, no driver, no permission. It says why."""
 
     def __init__(self, name: str, reason: str, device: str = "") -> None:
-        self.info = SourceInfo(name=name, provenance="unavailable", reason=reason, device=device)
+        self.info = SourceInfo(name=name, provenance=UNAVAILABLE, reason=reason, device=device)
 
     def sample(self) -> PowerReading | None:
         return None
 
 
 def weakest(labels: list[str]) -> str:
-    """The least direct of several provenance labels (``unavailable`` when there are none)."""
-    known = [label for label in labels if label in PROVENANCE_RANK]
-    if not known:
-        return "unavailable"
-    return max(known, key=PROVENANCE_RANK.__getitem__)
+    """Transitional: the trainer's import until it uses ssprop_energy.provenance."""
+    return combine_sources(labels)

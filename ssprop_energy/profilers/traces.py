@@ -63,7 +63,7 @@ class PowerTrace:
 
 
 class CounterHistory:
-    """The last readings of an energy counter, to know its recent mean power."""
+    """The readings of an energy counter over its last ``span_s`` seconds (for splits)."""
 
     def __init__(self, span_s: float, interval_s: float) -> None:
         self.readings: deque[tuple[float, float]] = deque(
@@ -73,12 +73,9 @@ class CounterHistory:
     def append(self, t: float, energy_j: float) -> None:
         self.readings.append((t, energy_j))
 
-    def mean_power_w(self, t: float, energy_j: float, min_span_s: float) -> float | None:
-        """Mean power from the oldest kept reading to (t, energy_j), if that spans enough."""
+    def oldest(self) -> tuple[float, float] | None:
+        """(time, joules) of the oldest kept reading, None before the first."""
         try:
-            t_old, e_old = self.readings[0]
+            return self.readings[0]
         except IndexError:
             return None
-        if t - t_old < min_span_s:
-            return None
-        return (energy_j - e_old) / (t - t_old)

@@ -1,4 +1,5 @@
-"""Fakes at the hardware boundary: a ``pynvml`` module and a powercap tree."""
+"""Fakes at the hardware boundary: a ``pynvml`` module, a powercap tree, CodeCarbon's CPU
+model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+
+from ssprop_energy.profilers.sources import (
+    EnergySource,
+    PowerReading,
+    SourceInfo,
+    UnavailableSource,
+)
 
 
 class FakeNVMLError(Exception):
@@ -132,3 +140,30 @@ def write_zone(
 
 def set_energy(zone: Path, energy_uj: int) -> None:
     (zone / "energy_uj").write_text(f"{energy_uj}\n")
+
+
+class FakeCpuModel(EnergySource):
+    """A CPU model drawing a constant ``power_w`` (stands in for CodeCarbon's)."""
+
+    def __init__(self, power_w: float = 40.0) -> None:
+        self.info = SourceInfo("cpu", "estimated", None, "fake CPU model")
+        self.power_w = power_w
+
+    def sample(self) -> PowerReading:
+        return PowerReading(self.power_w)
+
+
+@dataclass
+class FakeCarbon:
+    """Stands in for a started ``CodeCarbonRun``: ``cpu_source`` gives ``model`` (a
+    :class:`FakeCpuModel`, or an ``unavailable`` stand-in saying ``reason``) or raises
+    ``error``."""
+
+    model: EnergySource | None = None
+    reason: str = "CodeCarbon found no CPU model"
+    error: Exception | None = None
+
+    def cpu_source(self) -> EnergySource:
+        if self.error is not None:
+            raise self.error
+        return self.model or UnavailableSource("cpu", self.reason)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from profiler_fakes import FakeNvml
 
+from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.profilers.carbon import carbon_intensity_g_per_kwh, emissions_kg
-from ssprop_energy.profilers.meter import EnergyMeter
 
 
 def test_emissions_by_hand() -> None:

@@ -46,3 +46,17 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_unwritable_csv_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    csv = blocker / "energy.csv"
+    result = runner.invoke(
+        app, ["measure", "--no-codecarbon", "--csv", str(csv), "--", sys.executable, "-c", ""]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {blocker}: cannot write results")
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == [blocker]

@@ -34,11 +34,10 @@ def test_out_of_order_samples_are_ignored() -> None:
     assert len(t) == 3
 
 
-def test_counter_history_mean_power() -> None:
+def test_counter_history_keeps_its_last_span() -> None:
     h = CounterHistory(span_s=1.0, interval_s=0.25)
-    assert h.mean_power_w(0.0, 0.0, 0.1) is None
+    assert h.oldest() is None
     for i in range(10):
         h.append(i * 0.25, i * 25.0)  # 100 W
-    assert h.readings[0] == (1.25, 125.0)  # only the last second is kept
-    assert h.mean_power_w(2.5, 250.0, 0.2) == pytest.approx(100.0)
-    assert h.mean_power_w(1.1, 110.0, 0.2) is None
+    assert h.readings[0] == h.oldest() == (1.25, 125.0)  # only the last second is kept
+    assert len(h.readings) == 5

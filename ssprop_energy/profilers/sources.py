@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from ..provenance import MEASURED, UNAVAILABLE, Provenance, combine_sources
+from ..provenance import MEASURED, UNAVAILABLE, Provenance
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,3 @@ class UnavailableSource(EnergySource):
 
     def sample(self) -> PowerReading | None:
         return None
-
-
-def weakest(labels: list[str]) -> str:
-    """Transitional: the trainer's import until it uses ssprop_energy.provenance."""
-    return combine_sources(labels)

@@ -9,7 +9,7 @@ from ssprop_energy.profilers.windows import (
     Readings,
     window_energy,
 )
-from ssprop_energy.provenance import LABELS, combine, combine_sources
+from ssprop_energy.provenance import LABELS
 
 A = Approximation
 PERIOD = 0.125  # the counter's update period, s (binary: the edge case below is exact)
@@ -106,11 +106,3 @@ def test_a_source_missing_from_one_window_has_no_figure_in_the_sum() -> None:
     both = a + b
     assert both.energy_j == {"gpu0": 20.0, "cpu": None}
     assert both.provenance == {"gpu0": "sampled", "cpu": "unavailable"}
-
-
-def test_weakest_label() -> None:
-    """The labels the meter uses combine as ssprop_energy.provenance says."""
-    assert combine_sources(["measured", "split", "sampled"]) == "split"
-    assert combine(["measured", "estimated"]) == "estimated"
-    assert combine_sources([]) == "unavailable"
-    assert combine(["measured", "unavailable"]) == "unavailable"

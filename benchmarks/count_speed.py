@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ssprop_energy import convert_model
 from ssprop_energy.flops import count_flops
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 
 def executed(model: torch.nn.Module, shape: tuple[int, ...]) -> int:

@@ -19,9 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ssprop_energy.harness.build import RunContext, build_run
 from ssprop_energy.harness.config import parse_config
 from ssprop_energy.harness.runs import RunSpec, plan_runs
-from ssprop_energy.harness.trainer import RunContext, build_context, train_epoch, warm_up
+from ssprop_energy.harness.trainer import train_epoch, warm_up
 from ssprop_energy.profilers import EnergyMeter
 
 
@@ -49,7 +50,7 @@ def config(samples: int) -> dict[str, Any]:
 
 def timed_epochs(spec: RunSpec, epochs: list[int]) -> tuple[float, float, float]:
     """(seconds, backward FLOPs, dense backward FLOPs) summed over ``epochs``."""
-    ctx = build_context(spec)
+    ctx = build_run(spec)
     warm_up(ctx, spec)
     seconds = flops = dense = 0.0
     with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:
@@ -75,7 +76,7 @@ def bare_epoch(ctx: RunContext, spec: RunSpec) -> float:
 
 
 def harness_overhead(spec: RunSpec, rounds: int) -> float:
-    ctx = build_context(spec)
+    ctx = build_run(spec)
     warm_up(ctx, spec)
     bare, harnessed = [], []
     with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:

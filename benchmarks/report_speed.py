@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from ssprop_energy.store import RunStore
 from ssprop_energy.reports import build_report, write_report
+from ssprop_energy.store import RunStore
 
 PHASES = {"data": 0.05, "forward": 0.3, "backward": 0.45, "optimizer": 0.1, "eval": 0.1}
 GRID = [(lr, batch) for lr in (0.01, 0.1) for batch in (32, 64, 128)]

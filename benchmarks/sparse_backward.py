@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ssprop_energy import SSPropConv2d, convert_model, set_keep
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 from ssprop_energy.sparse import select_channels
 from ssprop_energy.sparse.functional import take
 from ssprop_energy.sparse.kernels import conv_backward

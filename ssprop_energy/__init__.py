@@ -3,10 +3,17 @@
 The public API, re-exported from the package rooms; nothing is defined here.
 """
 
-from .flops import FlopReport, count_flops, crosscheck_flops, fvcore_crosscheck, training_flops
+from .flops import (
+    FlopReport,
+    count_flops,
+    crosscheck_flops,
+    fvcore_crosscheck,
+    register_flop_formula,
+    training_flops,
+)
 from .harness.config import ProfileConfig, load_config
-from .harness.models import build_model
 from .harness.runner import dry_run_table, run_sweep
+from .models import build_model
 from .profilers import (
     EnergyMeter,
     Measurement,
@@ -55,6 +62,7 @@ __all__ = [
     "fvcore_crosscheck",
     "kept_channels",
     "load_config",
+    "register_flop_formula",
     "run_sweep",
     "set_keep",
     "sparse_layers",

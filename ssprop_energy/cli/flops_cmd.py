@@ -71,7 +71,7 @@ def flops(
     csv: Annotated[Path | None, typer.Option(help="Write the per-layer table here.")] = None,
 ) -> None:
     """Print per-layer forward/backward FLOPs, the totals and what ssProp saves."""
-    from ..harness.models import build_model
+    from ..models import build_model
 
     schedules: list[_Schedule] = []
     if config is not None:
@@ -107,29 +107,28 @@ def flops(
 
 
 def _from_config(config: Path) -> tuple[torch.nn.Module, tuple[int, ...], str, list[_Schedule]]:
-    """The config's model and batch shape, and each ssProp method's converted model and
+    """The config's model and batch shape, and each sparse method's prepared model and
     schedule (at the first seed and sweep point)."""
-    from ..harness.config import load_config, method_label
-    from ..harness.data import load_data
+    from ..harness.build import build_run, load_run_data
+    from ..harness.config import load_config
     from ..harness.runs import plan_runs
-    from ..harness.trainer import build_context
 
     cfg = load_config(config)
     specs = plan_runs(cfg, str(config))[: len(cfg.methods)]
-    data = load_data(specs[0].data)
-    contexts = [build_context(spec, data, torch.device("cpu")) for spec in specs]
+    data = load_run_data(specs[0])
+    contexts = [build_run(spec, data, torch.device("cpu")) for spec in specs]
     shape = (specs[0].data.batch_size, *data.input_shape)
     title = f"{config}: {specs[0].model.label}, input {'x'.join(map(str, shape))}"
     schedules = [
         _Schedule(
-            method_label(spec.method),
+            spec.label,
             ctx.model,
-            ctx.scheduler,
+            ctx.method.scheduler,
             spec.train.epochs,
             data.steps_per_epoch(spec.data.batch_size),
         )
         for spec, ctx in zip(specs, contexts, strict=True)
-        if ctx.scheduler is not None
+        if ctx.method.scheduler.min_keep < 1.0  # type: ignore[operator]
     ]
     return contexts[0].model, shape, title, schedules
 

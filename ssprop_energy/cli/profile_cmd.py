@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import UserError
 from ..harness.config import load_config
 from ..harness.progress import make_reporter
 from ..harness.runner import dry_run_table, run_sweep
+from ..reports import write_sweep_report
 from ._app import app, user_errors
 
 WIDE = 240
@@ -65,10 +67,13 @@ def profile(
         console.print(view)
         if result.skipped:
             console.print(f"{len(result.skipped)} finished run(s) skipped (resume).")
-    if result.report_error:
-        typer.echo(f"error: report not written: {result.report_error}", err=True)
-    elif result.report is not None:
-        typer.echo(f"report: {result.report}")
+    try:
+        report = write_sweep_report(result.sweep_dir)
+    except UserError as exc:
+        typer.echo(f"error: report not written: {exc}", err=True)
+    else:
+        if report is not None:
+            typer.echo(f"report: {report}")
     typer.echo(f"results: {result.sweep_dir}")
     if result.interrupted:
         raise typer.Exit(130)

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..store import is_run_dir
 from ..reports import build_report, write_report
+from ..store import is_run_dir
 from ._app import app, user_errors
 
 

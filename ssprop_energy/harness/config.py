@@ -8,29 +8,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..data import DataConfig
 from ..errors import UserError
-from ..sparse.schedule import BY, MODES
-from ..sparse.selection import SELECTIONS
-from .models import MODEL_TASKS, MODELS
+from ..methods import AnyMethodConfig, DenseConfig, method_label
+from ..models import MODEL_TASKS, MODELS
+from ..tasks import AnyTaskConfig, ClassificationConfig
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _fraction(value: float, name: str) -> float:
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"must be in (0, 1], got {value}")
-    return value
-
-
 class ModelConfig(_Section):
-    """A builtin model by ``name`` (see ``harness.models.MODELS``) or a user ``factory``."""
+    """A builtin model by ``name`` (see ``ssprop_energy.models.MODELS``) or a user ``factory``."""
 
     name: str | None = None
     factory: str | None = None
@@ -47,40 +42,11 @@ class ModelConfig(_Section):
     def _known(cls, value: str | None) -> str | None:
         if value is not None and value not in MODELS:
             raise ValueError(f"unknown model, got {value!r} (known: {', '.join(MODELS)})")
-        if value is not None and MODEL_TASKS.get(value, "classify") != "classify":
-            raise ValueError(
-                f"{value!r} is a {MODEL_TASKS[value]} model; the harness trains classifiers "
-                "(count its FLOPs with count_flops, or train it in your own loop)"
-            )
         return value
 
     @property
     def label(self) -> str:
         return self.name or str(self.factory)
-
-
-class DataConfig(_Section):
-    """``digits`` (scikit-learn's bundled digits), ``synthetic``, ``npz`` or a torchvision set."""
-
-    name: str = "digits"
-    image_size: int = Field(8, ge=1)
-    channels: int | None = Field(None, ge=1)
-    batch_size: int = Field(64, ge=1)
-    val_split: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 0
-    path: Path | None = None
-    samples: int = Field(1024, ge=2)
-    classes: int = Field(10, ge=2)
-    download: bool = False
-
-    @model_validator(mode="after")
-    def _npz_file(self) -> DataConfig:
-        if self.name == "npz":
-            if self.path is None:
-                raise ValueError("path: the npz data set needs a .npz file with x and y")
-            if not self.path.is_file():
-                raise ValueError(f"path: no such file: {self.path}")
-        return self
 
 
 class TrainConfig(_Section):
@@ -96,88 +62,6 @@ class TrainConfig(_Section):
     amp: bool = False
     init_from: Path | None = None
     freeze: list[str] = Field(default_factory=list)
-
-
-class _Method(_Section):
-    """Fields every method takes.
-
-    ``init_from``: the label of an earlier method entry; each run of this method starts from
-    the final weights of that method's run at the same seed and sweep point (pretraining then
-    fine-tuning in one sweep). ``freeze``: module-name patterns kept fixed in this method's
-    runs (besides ``train.freeze``).
-    """
-
-    label: str | None = None
-    dropout: float | None = Field(None, ge=0.0, lt=1.0)
-    init_from: str | None = None
-    freeze: list[str] = Field(default_factory=list)
-
-
-class DenseMethod(_Method):
-    """Ordinary training: the baseline."""
-
-    name: Literal["dense"] = "dense"
-
-
-class SSPropMethod(_Method):
-    """ssProp: sparse backward in every convolution under a drop schedule."""
-
-    name: Literal["ssprop"] = "ssprop"
-    keep: float = 0.2
-    min_keep: float | None = None
-    mode: str = "constant"
-    interleave: bool = False
-    warmup: int = Field(0, ge=0)
-    by: str = "epoch"
-    period: int = Field(10, ge=1)
-    selection: str = "topk"
-    skip_layers: list[str] = Field(default_factory=list)
-    layers: list[Literal["Conv1d", "Conv2d", "Conv3d", "Linear"]] = Field(
-        default_factory=lambda: ["Conv2d"]
-    )
-    sparse_input_grad: bool = True
-
-    @field_validator("keep")
-    @classmethod
-    def _keep(cls, value: float) -> float:
-        return _fraction(value, "keep")
-
-    @field_validator("min_keep")
-    @classmethod
-    def _min_keep(cls, value: float | None) -> float | None:
-        return None if value is None else _fraction(value, "min_keep")
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str) -> str:
-        if value not in MODES:
-            raise ValueError(f"must be one of {', '.join(MODES)}, got {value!r}")
-        return value
-
-    @field_validator("by")
-    @classmethod
-    def _by(cls, value: str) -> str:
-        if value not in BY:
-            raise ValueError(f"must be one of {', '.join(BY)}, got {value!r}")
-        return value
-
-    @field_validator("selection")
-    @classmethod
-    def _selection(cls, value: str) -> str:
-        if value not in SELECTIONS:
-            raise ValueError(f"must be one of {', '.join(SELECTIONS)}, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _schedule(self) -> SSPropMethod:
-        if self.mode != "constant" and self.min_keep is None:
-            raise ValueError(f"min_keep: required for mode {self.mode!r}")
-        if self.min_keep is not None and self.min_keep > self.keep:
-            raise ValueError(f"min_keep: {self.min_keep} must not exceed keep ({self.keep})")
-        return self
-
-
-Method = Annotated[DenseMethod | SSPropMethod, Field(discriminator="name")]
 
 
 class EnergyConfig(_Section):
@@ -202,7 +86,8 @@ class ProfileConfig(_Section):
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    methods: list[Method] = Field(default_factory=lambda: [DenseMethod()], min_length=1)
+    task: AnyTaskConfig = Field(default_factory=ClassificationConfig)
+    methods: list[AnyMethodConfig] = Field(default_factory=lambda: [DenseConfig()], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
@@ -213,6 +98,13 @@ class ProfileConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:
+        trained_under = MODEL_TASKS.get(self.model.name or "", "classification")
+        if trained_under != self.task.name:
+            raise ValueError(
+                f"model: {self.model.name!r} is a model for the {trained_under!r} task, not "
+                f"{self.task.name!r} (count its FLOPs with count_flops, or train it in your "
+                "own loop)"
+            )
         if self.stop_at_target and self.target_accuracy is None:
             raise ValueError("stop_at_target: needs target_accuracy")
         labels = [method_label(m) for m in self.methods]
@@ -247,37 +139,12 @@ class ProfileConfig(_Section):
         return self.output / self.name
 
 
-def method_label(method: DenseMethod | SSPropMethod) -> str:
-    """A readable, unique-per-entry label: ``dense``, ``ssprop keep=0.2 constant interleave``."""
-    if method.label:
-        return method.label
-    if isinstance(method, DenseMethod):
-        parts = ["dense"]
-    else:
-        parts = ["ssprop", f"keep={method.keep:g}"]
-        if method.mode != "constant":
-            parts.append(f"{method.mode} min={method.min_keep:g} by {method.by}")
-        if method.interleave:
-            parts.append("interleave")
-        if method.warmup:
-            parts.append(f"warmup={method.warmup}")
-        if method.selection != "topk":
-            parts.append(method.selection)
-        if not method.sparse_input_grad:
-            parts.append("dense-input-grad")
-    if method.dropout:
-        parts.append(f"dropout={method.dropout:g}")
-    if method.init_from:
-        parts.append(f"from {method.init_from}")
-    return " ".join(parts)
-
-
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part not in ("dense", "ssprop") or not out.endswith("]"):
+        else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
 
@@ -288,8 +155,6 @@ def _explain(error: dict[str, Any]) -> str:
         return "unknown field"
     if error["type"] == "missing":
         return "required field is missing"
-    if error["type"] == "union_tag_invalid":
-        return "unknown method (expected 'dense' or 'ssprop')"
     value = error.get("input")
     if "got" in message or isinstance(value, dict | list) or value is None:
         return message

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..store import setup_label
 from .runs import RunSpec
 from .trainer import RunOutcome, StepInfo
 
@@ -58,8 +59,8 @@ class PlainReporter:
 
     def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None:
         self.prefix = f"[run {index}/{total} {spec.run_id}]"
-        setup = ", ".join(f"{k}={v}" for k, v in sorted(spec.setup.items()))
-        self._print(f"{self.prefix} {spec.label}, seed {spec.seed}{', ' + setup if setup else ''}")
+        setup = "" if not spec.setup else f", {setup_label(spec.setup)}"
+        self._print(f"{self.prefix} {spec.label}, seed {spec.seed}{setup}")
 
     def step(self, info: StepInfo) -> None: ...
 

@@ -1,4 +1,4 @@
-"""Run a whole config: plan the runs, skip finished ones, train the rest, write the report."""
+"""Run a whole config: plan the runs, skip finished ones, train the rest."""
 
 from __future__ import annotations
 
@@ -10,22 +10,24 @@ import pandas as pd
 import torch
 import yaml
 
+from ..data import Dataset
 from ..errors import UserError
+from ..flops import training_flops
+from ..store import (
+    CONFIG,
+    SETTLED,
+    RunStore,
+    atomic_write_text,
+    is_run_dir,
+    read_meta,
+    setup_label,
+)
+from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
-from .data import load_data
 from .progress import QuietReporter, Reporter
 from .runs import RunSpec, plan_runs
-from ..store import atomic_write_text, is_run_dir, read_meta
-from .trainer import (
-    RunContext,
-    RunOutcome,
-    build_context,
-    init_weights,
-    run_training,
-    step_flops,
-)
+from .trainer import RunOutcome, run_training
 
-ENDED = ("finished", "diverged")
 REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
 
 
@@ -37,8 +39,6 @@ class SweepResult:
     outcomes: list[RunOutcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     interrupted: bool = False
-    report: Path | None = None
-    report_error: str | None = None
 
 
 def select_runs(runs: list[RunSpec], only: list[str] | None, max_runs: int | None) -> list[RunSpec]:
@@ -57,7 +57,7 @@ def select_runs(runs: list[RunSpec], only: list[str] | None, max_runs: int | Non
 
 def _prepare_output(cfg: ProfileConfig, sweep_dir: Path) -> None:
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-    atomic_write_text(sweep_dir / "config.yaml", text)
+    atomic_write_text(sweep_dir / CONFIG, text)
 
 
 def _status(run_dir: Path) -> str | None:
@@ -92,7 +92,7 @@ def run_sweep(
             result.outcomes.append(RunOutcome(spec.run_id, "pending", 0, None, None, 0.0, waiting))
             continue
         replaced = _set_aside(run_dir) if only else None
-        if _status(run_dir) in ENDED:
+        if _status(run_dir) in SETTLED:
             result.skipped.append(spec.run_id)
             reporter.message(
                 f"[run {index}/{len(runs)} {spec.run_id}] already {_status(run_dir)}: skipped"
@@ -121,7 +121,6 @@ def run_sweep(
         result.outcomes.append(outcome)
         reporter.run_ended(outcome)
     reporter.close()
-    _write_report(result)
     return result
 
 
@@ -159,8 +158,6 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _mark_failed(run_dir: Path, error: str) -> None:
-    from ..store import RunStore
-
     if is_run_dir(run_dir):
         store = RunStore(run_dir)
         meta = store.read_meta()
@@ -168,53 +165,33 @@ def _mark_failed(run_dir: Path, error: str) -> None:
         store.write_meta(meta)
 
 
-def _write_report(result: SweepResult) -> None:
-    from ..reports import build_report, write_report
-
-    if not any(is_run_dir(p) for p in result.sweep_dir.iterdir()):
-        return
-    try:
-        write_report(build_report([result.sweep_dir]), result.sweep_dir)
-        result.report = result.sweep_dir / "report.html"
-    except UserError as exc:
-        result.report_error = str(exc)
-
-
 def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
     """The run matrix with analytic FLOPs and mean keep, without training."""
     rows = []
-    data_cache: dict[str, object] = {}
+    data_cache: dict[str, Dataset] = {}
     for spec in plan_runs(cfg, source):
-        key = spec.data.model_dump_json()
+        key = spec.data.model_dump_json() + spec.task.model_dump_json()
         if key not in data_cache:
-            data_cache[key] = load_data(spec.data)
-        ctx: RunContext = build_context(spec, data_cache[key], torch.device("cpu"))  # type: ignore[arg-type]
-        steps = ctx.data.steps_per_epoch(spec.data.batch_size)
-        batch = spec.data.batch_size
-        fwd, dense_bwd = step_flops(ctx, 1.0, batch)
-        if ctx.scheduler is None:
-            mean_keep, bwd_total = 1.0, dense_bwd * steps * spec.train.epochs
-        else:
-            mean_keep = ctx.scheduler.mean_keep(steps)
-            bwd_total = sum(
-                step_flops(ctx, ctx.scheduler.keep_at(e, i), batch)[1]
-                for e in range(spec.train.epochs)
-                for i in range(steps)
-            )
-        dense_total = dense_bwd * steps * spec.train.epochs
+            data_cache[key] = load_run_data(spec)
+        ctx = build_run(spec, data_cache[key], torch.device("cpu"))
+        steps = ctx.steps_per_epoch(spec.data.batch_size)
+        batch = (spec.data.batch_size, *ctx.data.input_shape)
+        run = training_flops(ctx.model, batch, ctx.method.scheduler, spec.train.epochs, steps)
+        total = run[run.epoch == "total"].iloc[0]
+        first = run.iloc[0]
         rows.append(
             {
                 "run_id": spec.run_id,
                 "method": spec.label,
                 "seed": spec.seed,
-                "setup": ", ".join(f"{k}={v}" for k, v in sorted(spec.setup.items())) or "-",
+                "setup": setup_label(spec.setup),
                 "epochs": spec.train.epochs,
                 "steps_per_epoch": steps,
-                "mean_keep": mean_keep,
-                "flops_forward_per_step": fwd,
-                "flops_backward_dense_per_step": dense_bwd,
-                "flops_backward_run": bwd_total,
-                "backward_saving_pct": 100 * (1 - bwd_total / dense_total) if dense_total else 0.0,
+                "mean_keep": float(total["mean_keep"]),
+                "flops_forward_per_step": int(first["flops_forward"]) // steps,
+                "flops_backward_dense_per_step": int(first["flops_backward_dense"]) // steps,
+                "flops_backward_run": int(total["flops_backward"]),
+                "backward_saving_pct": float(total["backward_saving_pct"]),
             }
         )
     return pd.DataFrame(rows)

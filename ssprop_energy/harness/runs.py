@@ -10,17 +10,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..data import DataConfig
 from ..errors import UserError
+from ..methods import MethodConfig, method_label
+from ..tasks import TaskConfig
 from .config import (
     SWEEP_ALIASES,
-    DataConfig,
-    DenseMethod,
     EnergyConfig,
     ModelConfig,
     ProfileConfig,
-    SSPropMethod,
     TrainConfig,
-    method_label,
     validation_message,
 )
 
@@ -30,7 +29,8 @@ class RunSpec:
     """Everything one run needs; ``run_id`` hashes all of it but the output folder."""
 
     sweep: str
-    method: DenseMethod | SSPropMethod
+    method: MethodConfig
+    task: TaskConfig
     seed: int
     setup: dict[str, Any]
     model: ModelConfig
@@ -53,6 +53,7 @@ class RunSpec:
         init = {"init_run": self.init_run} if self.init_run else {}
         return {
             **init,
+            "task": self.task.model_dump(mode="json"),
             "model": model,
             "data": self.data.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
@@ -113,6 +114,7 @@ def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
                 spec = RunSpec(
                     sweep=cfg.name,
                     method=method,
+                    task=cfg.task,
                     seed=seed,
                     setup=grid[i],
                     model=cfg.model,

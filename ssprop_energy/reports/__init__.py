@@ -2,6 +2,6 @@
 from the results store (docs/store.md), so a report can be rebuilt at any time."""
 
 from .report import Report, build_report
-from .write import write_report
+from .write import write_report, write_sweep_report
 
-__all__ = ["Report", "build_report", "write_report"]
+__all__ = ["Report", "build_report", "write_report", "write_sweep_report"]

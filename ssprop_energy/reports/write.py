@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..store import atomic_write_csv, atomic_write_text, is_run_dir
 from .html import render_html
-from .report import Report
+from .report import Report, build_report
 
 CSV_FILES = {
     "summary.csv": "runs",
@@ -36,3 +36,13 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
     ]
     written.append(atomic_write_text(out_dir / "report.html", html))
     return written
+
+
+def write_sweep_report(sweep_dir: Path | str) -> Path | None:
+    """Build the report of a sweep folder and write it there; returns report.html's path,
+    or None when the folder holds no run yet."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir() or not any(is_run_dir(p) for p in sweep_dir.iterdir()):
+        return None
+    write_report(build_report([sweep_dir]), sweep_dir)
+    return sweep_dir / "report.html"

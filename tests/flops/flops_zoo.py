@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 
 class DepthwiseSeparable(nn.Module):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from ssprop_energy.cli import app
 from ssprop_energy.cli.flops_cmd import human
 from ssprop_energy.flops import count_flops
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 runner = CliRunner()
 

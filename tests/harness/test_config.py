@@ -9,8 +9,9 @@ import yaml
 from harness_configs import tiny_config, write_config
 
 from ssprop_energy.errors import UserError
-from ssprop_energy.harness.config import load_config, method_label
+from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.runs import _spread, plan_runs
+from ssprop_energy.methods import SSPropConfig, method_label
 
 
 def test_load_and_plan(config_file: Path) -> None:
@@ -37,9 +38,8 @@ def test_sweep_grid_order_covers_evenly_and_applies_values(tmp_path: Path) -> No
 
 
 def test_method_labels() -> None:
-    from ssprop_energy.harness.config import SSPropMethod
 
-    assert method_label(SSPropMethod(keep=0.3, mode="linear", min_keep=0.1, warmup=1)) == (
+    assert method_label(SSPropConfig(keep=0.3, mode="linear", min_keep=0.1, warmup=1)) == (
         "ssprop keep=0.3 linear min=0.1 by epoch warmup=1"
     )
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ssprop_energy.harness.config import SSPropMethod, load_config
+from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.runner import dry_run_table
 from ssprop_energy.harness.runs import plan_runs
+from ssprop_energy.methods import SSPropConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
@@ -32,7 +33,7 @@ def test_quickstart_is_the_promised_comparison() -> None:
     assert (cfg.data.name, cfg.model.name, len(cfg.seeds)) == ("digits", "cnn", 2)
     dense, sparse = cfg.methods
     assert dense.name == "dense"
-    assert isinstance(sparse, SSPropMethod) and (sparse.keep, sparse.interleave) == (0.2, True)
+    assert isinstance(sparse, SSPropConfig) and (sparse.keep, sparse.interleave) == (0.2, True)
     table = dry_run_table(cfg)
     assert len(table) == 4
     keep = dict(zip(table["method"], table["mean_keep"], strict=False))

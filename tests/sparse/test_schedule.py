@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ssprop_energy import DropScheduler, convert_model, sparse_layers
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 
 def test_by_epoch_formulas() -> None:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from ssprop_energy import DropScheduler, convert_model
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 
 @pytest.fixture(scope="module")

@@ -243,8 +243,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet": SmallUNet,
 }
 
-# Which objective each builtin is trained with; user factories default to classification.
-MODEL_TASKS: dict[str, str] = {"unet": "denoise"}
+# The task each builtin is trained under; user factories default to classification.
+MODEL_TASKS: dict[str, str] = {"unet": "generation"}
 
 
 def load_factory(spec: str) -> Callable[..., nn.Module]:

@@ -1,0 +1,33 @@
+"""A run's checkpoint after each finished epoch: what resume needs to continue exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..store import atomic_write
+from .build import RunContext
+
+
+def save_checkpoint(path: Path, ctx: RunContext, epochs_done: int) -> None:
+    """Model, optimizer and RNG state after ``epochs_done`` epochs, written atomically."""
+    state = {
+        "epochs_done": epochs_done,
+        "model": ctx.model.state_dict(),
+        "optimizer": ctx.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: Path, ctx: RunContext) -> int:
+    """Restore ``ctx`` from ``path``; returns the epochs it had finished."""
+    state = torch.load(path, map_location=ctx.device, weights_only=False)
+    ctx.model.load_state_dict(state["model"])
+    ctx.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["epochs_done"])

@@ -73,8 +73,10 @@ class EnergyMeter:
     ``cpu``: ``"auto"`` (RAPL, else CodeCarbon's model), ``"rapl"``, ``"codecarbon"`` or None.
     ``codecarbon``: run CodeCarbon's offline tracker beside the meter (its output is kept in
     ``codecarbon_result``). ``country``/``region``: for the carbon intensity.
-    ``interval_s``: the sampler's period. ``powercap_root``, ``pynvml`` and ``sync`` are
-    injectable for tests (``sync`` runs at every window edge; default: CUDA synchronise).
+    ``interval_s``: the sampler's period; ``split_span_s``: the counter history it keeps for
+    windows too short for a counter (:mod:`.windows`). ``powercap_root``, ``pynvml`` and
+    ``sync`` are injectable for tests (``sync`` runs at every window edge; default: CUDA
+    synchronise).
     """
 
     def __init__(

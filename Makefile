@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint docs clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +20,12 @@ test: venv
 	$(VENV)/bin/python -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check ssprop_energy tests benchmarks
+	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs
+	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs
+	$(VENV)/bin/lint-imports --no-cache
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

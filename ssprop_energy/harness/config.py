@@ -98,7 +98,7 @@ class ProfileConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:
-        trained_under = MODEL_TASKS.get(self.model.name or "", "classification")
+        trained_under = MODEL_TASKS.get(self.model.name or "", self.task.name)
         if trained_under != self.task.name:
             raise ValueError(
                 f"model: {self.model.name!r} is a model for the {trained_under!r} task, not "

@@ -243,7 +243,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet": SmallUNet,
 }
 
-# The task each builtin is trained under; user factories default to classification.
+# Builtins that only one task can train (the others fit any task that takes images).
 MODEL_TASKS: dict[str, str] = {"unet": "generation"}
 
 

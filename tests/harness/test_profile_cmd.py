@@ -121,14 +121,25 @@ def test_determinism_under_a_seed(tmp_path: Path) -> None:
     assert losses[0] == losses[1]
 
 
-def test_only_and_max_runs(config_file: Path, tmp_path: Path) -> None:
+def test_only_and_max_runs(config_file: Path, tmp_path: Path, monkeypatch) -> None:
     assert _profile(str(config_file), "--quiet", "--max-runs", "1").exit_code == 0
     sweep = tmp_path / "runs" / "tiny"
     (first,) = load_sweep(sweep)
+    marker = first.path / "left-by-the-first-run"
+    marker.touch()
+    trained: list[int] = []
+    real = trainer.train_epoch
+
+    def counted(ctx, spec, meter, epoch, on_step=None):
+        trained.append(epoch)
+        return real(ctx, spec, meter, epoch, on_step)
+
+    monkeypatch.setattr(trainer, "train_epoch", counted)
     result = _profile(str(config_file), "--quiet", "--only", first.run_id[:6])
     assert result.exit_code == 0
     (again,) = load_sweep(sweep)
-    assert again.meta["started_at"] >= first.meta["started_at"] and again.run_id == first.run_id
+    assert trained == [0, 1] and again.run_id == first.run_id  # redone from scratch
+    assert not marker.exists() and again.status == "finished" and len(again.epochs) == 2
     bad = _profile(str(config_file), "--only", "zzzz")
     assert bad.exit_code == 2 and "--only" in bad.output
 

@@ -13,6 +13,7 @@ from .flops import (
 )
 from .harness.config import ProfileConfig, load_config
 from .harness.runner import dry_run_table, run_sweep
+from .methods import Method, MethodConfig, register_method
 from .models import build_model
 from .profilers import (
     EnergyMeter,
@@ -22,7 +23,7 @@ from .profilers import (
     carbon_intensity_g_per_kwh,
     emissions_kg,
 )
-from .reports import Report, build_report, write_report
+from .reports import Report, build_report, write_report, write_sweep_report
 from .sparse import (
     DropScheduler,
     SSPropConv1d,
@@ -34,6 +35,8 @@ from .sparse import (
     set_keep,
     sparse_layers,
 )
+from .store import RunRecord, load_sweep
+from .tasks import Task, TaskConfig, register_task
 
 __version__ = "0.1.0"
 
@@ -42,14 +45,19 @@ __all__ = [
     "EnergyMeter",
     "FlopReport",
     "Measurement",
+    "Method",
+    "MethodConfig",
     "ProfileConfig",
     "Provenance",
     "Report",
+    "RunRecord",
     "SSPropConv1d",
     "SSPropConv2d",
     "SSPropConv3d",
     "SSPropLinear",
     "SourceInfo",
+    "Task",
+    "TaskConfig",
     "__version__",
     "build_model",
     "build_report",
@@ -62,10 +70,14 @@ __all__ = [
     "fvcore_crosscheck",
     "kept_channels",
     "load_config",
+    "load_sweep",
     "register_flop_formula",
+    "register_method",
+    "register_task",
     "run_sweep",
     "set_keep",
     "sparse_layers",
     "training_flops",
     "write_report",
+    "write_sweep_report",
 ]

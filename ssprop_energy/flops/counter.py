@@ -2,35 +2,44 @@
 
 The model runs once on the ``meta`` device (parameters swapped for meta tensors with
 ``torch.func.functional_call``: no compute, no memory, the user's model untouched) while
-module hooks record every layer's input and output shapes and whether they need a gradient.
-A dispatch mode records the ops a model runs between its layers (residual adds,
-``F.relu``, ``torch.cat``, matmuls: see :mod:`.ops`) and a function mode the calls of
-``F.scaled_dot_product_attention``. The formulas of :mod:`.formulas` then turn shapes into
-FLOPs, with each ssProp layer's ``keep`` (or a hypothetical keep for every convolution).
-A model the meta device cannot run (data-dependent shapes, ``.item()``) is traced once on
-its own device instead, and the report says so.
+module hooks record every module call's inputs and output, a dispatch mode the aten ops that
+run, and a function mode the calls of ``F.scaled_dot_product_attention``. The counter only
+dispatches, to the formulas of the registry (:mod:`.registry`, built-ins in :mod:`.builtin`):
+a module whose type has a formula is counted whole by it, with each ssProp layer's ``keep``
+(or a hypothetical keep for every convolution); inside any other module each op is counted
+by its op formula, and an op without one is listed as skipped. A model the meta device
+cannot run (data-dependent shapes, ``.item()``) is traced once on its own device instead,
+and the report says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from math import prod
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import UserError
-from ..sparse import SSPropMixin, kept_channels
+from ..sparse import SSPropMixin
 from ..sparse.selection import check_keep
-from . import formulas as fm
-from .ops import FREE_OPS, OP_FORMULAS, OpCost, needs_grad
+from ..store import atomic_write_csv
+from .builtin import FUNCTION_OPS
+from .registry import (
+    Call,
+    FlopCost,
+    Formula,
+    evaluate,
+    first_tensor,
+    module_formula,
+    needs_grad,
+    op_formula,
+)
 
 CONVENTION = "2 FLOPs per multiply-accumulate (torch FlopCounterMode); fvcore counts 1"
 COUNTS = ["forward", "grad_input", "grad_weight", "grad_bias"]
@@ -44,30 +53,7 @@ COLUMNS = [
     "params",
     "output_shape",
 ]
-NORMS = (
-    nn.modules.batchnorm._BatchNorm,
-    nn.GroupNorm,
-    nn.LayerNorm,
-    nn.modules.instancenorm._InstanceNorm,
-)
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-FORMULA_TYPES = (
-    nn.modules.conv._ConvNd,
-    nn.Linear,
-    nn.Embedding,
-    nn.MultiheadAttention,
-    *NORMS,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.Upsample,
-)
-POOL_DIMS = {
-    1: (nn.MaxPool1d, nn.AvgPool1d),
-    2: (nn.MaxPool2d, nn.AvgPool2d),
-    3: (nn.MaxPool3d, nn.AvgPool3d),
-}
 InputSpec = torch.Tensor | Sequence[torch.Tensor] | Sequence[int]
 KeepOf = Callable[[nn.Module], float]
 
@@ -104,8 +90,6 @@ class FlopReport:
         return int(self.table["total"].sum())
 
     def to_csv(self, path: Path | str) -> Path:
-        from ..store import atomic_write_csv
-
         return atomic_write_csv(path, self.table)
 
     def __str__(self) -> str:
@@ -121,79 +105,85 @@ class FlopReport:
         return "\n".join(lines)
 
 
+def is_conv(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a ``count_flops`` table are convolutions: a convolution module (any
+    subclass of torch's ``_ConvNd``: 1-3d, transposed, ssProp's) or ``F.conv*`` between
+    layers (type ``convolution``)."""
+    return table["type"].isin({*type_names(nn.modules.conv._ConvNd), "convolution"})
+
+
+def type_names(*bases: type) -> set[str]:
+    """The class names of ``bases`` and of all their subclasses defined so far."""
+    names, todo = set(), list(bases)
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 @dataclass
 class _Call:
-    """One module invocation: its inputs and output, and the ops it ran itself."""
+    """One module invocation: its inputs and output, and the costs of the ops it ran itself.
+
+    ``covered``: it runs inside a module with a formula, which counts it."""
 
     module: nn.Module
     name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    formula: Formula | None = None
+    covered: bool = False
     output: Any = None
-    ops: dict[str, tuple[OpCost, str]] = field(default_factory=dict)  # type -> summed cost
+    ops: dict[str, tuple[FlopCost, str]] = field(default_factory=dict)  # type -> summed cost
     unknown_ops: list[str] = field(default_factory=list)
 
     @property
-    def inputs(self) -> list[torch.Tensor]:
-        return [a for a in self.args if isinstance(a, torch.Tensor)]
+    def counts_own_ops(self) -> bool:
+        return self.formula is None and not self.covered
 
-    def add_op(self, cost: OpCost, out: Any) -> None:
-        old = self.ops.get(cost.type, (OpCost(cost.type, 0), ""))[0]
-        summed = OpCost(
-            cost.type,
-            old.forward + cost.forward,
-            old.grad_input + cost.grad_input,
-            old.grad_weight + cost.grad_weight,
-            old.grad_bias + cost.grad_bias,
-        )
-        self.ops[cost.type] = (summed, _shape(out))
+    def add_op(self, costs: list[FlopCost], name: str, out: Any) -> None:
+        for cost in costs:
+            kind = cost.type or name
+            old = self.ops.get(kind, (FlopCost(kind), ""))[0]
+            self.ops[kind] = (old + cost, _shape(out))
 
     def add_unknown(self, op: str) -> None:
         if op not in self.unknown_ops:
             self.unknown_ops.append(op)
 
 
-def _has_formula(module: nn.Module) -> bool:
-    return isinstance(module, FORMULA_TYPES) or type(module).__name__ in fm.ACTIVATION_COST
-
-
-def _unknown_layer(module: nn.Module, model: nn.Module) -> bool:
-    """A leaf module without a formula (not the model itself: its own ops are glue)."""
-    return (
-        module is not model and next(module.children(), None) is None and not _has_formula(module)
-    )
-
-
 class _OpRecorder(TorchDispatchMode):
-    """Charges the ops a module runs itself (not inside a layer with a formula) to it."""
+    """Charges each op to the innermost module call that counts its own ops."""
 
     def __init__(self, stack: list[_Call], top: _Call) -> None:
         super().__init__()
         self.stack, self.top = stack, top
-        self.muted = 0  # > 0 inside a call already counted as a whole (attention)
+        self.muted = 0  # > 0 inside a function already counted as a whole (attention)
 
     def owner(self) -> _Call | None:
-        """The innermost call whose own ops are counted here, or None (a layer counts itself)."""
+        """The call the ops running now are charged to, or None (a formula counts them)."""
         owner = self.stack[-1] if self.stack else self.top
-        return None if self.muted or _has_formula(owner.module) else owner
+        return None if self.muted or not owner.counts_own_ops else owner
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
         owner = self.owner()
-        packet = func.overloadpacket
-        if owner is None or packet in FREE_OPS:
+        if owner is None:
             return out
-        formula = OP_FORMULAS.get(packet)
-        if formula is None or _unknown_layer(owner.module, self.top.module):
-            owner.add_unknown(packet.__name__)  # a layer without formula is listed whole
+        packet = func.overloadpacket
+        formula = op_formula(packet)
+        if formula is None:
+            owner.add_unknown(packet.__name__)
         else:
-            owner.add_op(formula(args, out), out)
+            owner.add_op(evaluate(formula, Call(packet, args, kwargs, out)), packet.__name__, out)
         return out
 
 
-class _AttentionRecorder(TorchFunctionMode):
-    """Counts ``F.scaled_dot_product_attention`` as torch's fused kernels do, whatever path
-    the meta device takes for it (the math path there; a fused kernel on CPU and GPU)."""
+class _FunctionRecorder(TorchFunctionMode):
+    """Counts the functions of ``FUNCTION_OPS`` (``F.scaled_dot_product_attention``) by their
+    op's formula, whatever the function decomposes into on the device it runs on."""
 
     def __init__(self, ops: _OpRecorder) -> None:
         super().__init__()
@@ -201,28 +191,19 @@ class _AttentionRecorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        op = FUNCTION_OPS.get(func)
+        formula = None if op is None else op_formula(op)
         owner = self.ops.owner()
-        if func is not F.scaled_dot_product_attention or owner is None:
+        if formula is None or owner is None:
             return func(*args, **kwargs)
-        q, k, v = _qkv(args, kwargs)
-        dims = (q.shape[:-2].numel(), q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1])
         self.ops.muted += 1
         try:
             out = func(*args, **kwargs)
         finally:
             self.ops.muted -= 1
-        if _unknown_layer(owner.module, self.ops.top.module):
-            owner.add_unknown("scaled_dot_product_attention")
-            return out
-        grad = fm.sdpa_backward(*dims) if out.requires_grad else 0
-        owner.add_op(OpCost("attention", fm.sdpa_forward(*dims), grad), out)
+        costs = evaluate(formula, Call(op, tuple(args), kwargs, out), needs_grad(out))
+        owner.add_op(costs, op.__name__, out)
         return out
-
-
-def _qkv(args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
-    """query, key and value of an attention call, given by position or by name."""
-    names = ("query", "key", "value")
-    return [args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)]
 
 
 def _to_tensors(model: nn.Module, inputs: InputSpec) -> list[torch.Tensor]:
@@ -243,169 +224,8 @@ def _to_tensors(model: nn.Module, inputs: InputSpec) -> list[torch.Tensor]:
 
 
 def _shape(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return "x".join(map(str, value.shape))
-    if isinstance(value, tuple | list) and value and isinstance(value[0], torch.Tensor):
-        return _shape(value[0])
-    return ""
-
-
-def _first(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, tuple | list) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
-
-
-def _conv_row(call: _Call, keep: float) -> dict[str, int]:
-    m: Any = call.module
-    x, y = call.inputs[0], _first(call.output)
-    assert y is not None
-    batched = x.dim() == m.weight.dim()
-    n = x.shape[0] if batched else 1
-    kernel = tuple(m.kernel_size)
-    if m.transposed:
-        in_spatial = tuple(x.shape[-len(kernel) :])
-        fwd = fm.conv_transpose_forward(
-            n, m.in_channels, m.out_channels, m.groups, kernel, in_spatial
-        )
-        gb = fm.conv_grad_bias(n, m.out_channels, tuple(y.shape[-len(kernel) :]))
-        return {"forward": fwd, "grad_input": fwd, "grad_weight": fwd, "grad_bias": gb}
-    out_spatial = tuple(y.shape[-len(kernel) :])
-    args = (n, m.in_channels)
-    fwd = fm.conv_forward(*args, m.out_channels, m.groups, kernel, out_spatial)
-    k, selection, sparse_input = m.out_channels, 0, True
-    if keep < 1.0:
-        k = kept_channels(keep, m.out_channels, m.groups)
-        selection = fm.channel_scoring(y.numel(), getattr(m, "selection", "topk"))
-        sparse_input = getattr(m, "sparse_input_grad", True)
-    gi_k = k if sparse_input else m.out_channels
-    return {
-        "forward": fwd,
-        "grad_input": fm.conv_grad_input(*args, gi_k, m.groups, kernel, out_spatial),
-        "grad_weight": fm.conv_grad_weight(*args, k, m.groups, kernel, out_spatial),
-        "grad_bias": fm.conv_grad_bias(n, k, out_spatial),
-        "selection": selection,
-    }
-
-
-def _linear_row(call: _Call, keep: float) -> dict[str, int]:
-    m: Any = call.module
-    x = call.inputs[0]
-    rows = x.numel() // m.in_features
-    k, selection, sparse_input = m.out_features, 0, True
-    if keep < 1.0:
-        k = kept_channels(keep, m.out_features)
-        selection = fm.channel_scoring(rows * m.out_features, getattr(m, "selection", "topk"))
-        sparse_input = getattr(m, "sparse_input_grad", True)
-    return {
-        "forward": fm.linear_forward(rows, m.in_features, m.out_features),
-        "grad_input": fm.linear_grad(rows, m.in_features, k if sparse_input else m.out_features),
-        "grad_weight": fm.linear_grad(rows, m.in_features, k),
-        "grad_bias": fm.linear_grad_bias(rows, k),
-        "selection": selection,
-    }
-
-
-def _mha_rows(call: _Call) -> list[dict[str, Any]]:
-    """The four projections (matmuls) and the attention itself (its own row).
-
-    ``need_weights=True`` (the default) makes torch run the unfused math path, whose
-    backward is four matmuls; ``need_weights=False`` runs a fused kernel (five)."""
-    m: Any = call.module
-    q, k, v = _qkv(call.args, call.kwargs)
-    seq = 1 if m.batch_first else 0
-    batch = q.shape[1 - seq] if q.dim() == 3 else 1
-    lq, lk = q.shape[seq if q.dim() == 3 else 0], k.shape[seq if k.dim() == 3 else 0]
-    e, head = m.embed_dim, m.embed_dim // m.num_heads
-    projections = [(q, batch * lq, e), (k, batch * lk, m.kdim), (v, batch * lk, m.vdim)]
-    trains = [p.requires_grad for p in m.parameters()]
-    fwd = sum(fm.linear_forward(rows, d, e) for _, rows, d in projections)
-    fwd += fm.linear_forward(batch * lq, e, e)
-    grad_in = sum(fm.linear_forward(r, d, e) for t, r, d in projections if needs_grad(t))
-    grad_in += fm.linear_forward(batch * lq, e, e)  # out_proj's input is the attention output
-    grad_w = fwd if any(trains) else 0
-    grad_b = 0
-    if m.in_proj_bias is not None and m.in_proj_bias.requires_grad:
-        grad_b += batch * (lq + 2 * lk) * e
-    if m.out_proj.bias is not None and m.out_proj.bias.requires_grad:
-        grad_b += batch * lq * e
-    dims = (batch * m.num_heads, lq, lk, head, head)
-    fused = not call.kwargs.get("need_weights", True)
-    backward = (fm.sdpa_backward if fused else fm.sdpa_math_backward)(*dims)
-    base = {"forward": fwd, "grad_input": grad_in, "grad_weight": grad_w, "grad_bias": grad_b}
-    attention = {
-        "type": "attention" if fused else "attention_math",
-        "params": 0,
-        "forward": fm.sdpa_forward(*dims),
-        "grad_input": backward,
-    }
-    return [base, attention]
-
-
-def _elementwise_row(call: _Call) -> dict[str, int]:
-    m = call.module
-    x, y = call.inputs[0], _first(call.output)
-    assert y is not None
-    name = type(m).__name__
-    if isinstance(m, nn.Embedding):
-        forward, grad_weight = fm.embedding(y.numel())
-        return {"forward": forward, "grad_input": 0, "grad_weight": grad_weight, "grad_bias": 0}
-    if isinstance(m, NORMS):
-        affine = bool(getattr(m, "affine", getattr(m, "elementwise_affine", False)))
-        gw, gb = fm.norm_grad_affine(x.numel()) if affine else (0, 0)
-        return {
-            "forward": fm.norm_forward(x.numel(), affine),
-            "grad_input": fm.norm_grad_input(x.numel()),
-            "grad_weight": gw,
-            "grad_bias": gb,
-        }
-    if name in fm.ACTIVATION_COST:
-        fwd, gi = fm.activation(name, x.numel())
-    elif isinstance(m, nn.Upsample):
-        fwd, gi = fm.upsample(y.numel(), m.mode)
-    else:  # pooling
-        window = max(1, x.numel() // max(1, y.numel()))
-        if isinstance(m, nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd):
-            size = m.kernel_size
-            window = size ** _pool_dims(m) if isinstance(size, int) else prod(size)
-        fwd, gi = (fm.max_pool if "Max" in name else fm.avg_pool)(y.numel(), window)
-    return {"forward": fwd, "grad_input": gi, "grad_weight": 0, "grad_bias": 0}
-
-
-def _pool_dims(m: nn.Module) -> int:
-    """Spatial dimensions of a max or average pooling layer (its kernel may be one int)."""
-    for dims, types in POOL_DIMS.items():
-        if isinstance(m, types):
-            return dims
-    raise TypeError(f"not a pooling layer: {type(m).__name__}")
-
-
-def _layer_rows(call: _Call, keep: float) -> list[dict[str, Any]]:
-    """The rows of a layer with a formula; gradients nobody asks for are 0."""
-    m = call.module
-    if isinstance(m, nn.MultiheadAttention):
-        rows = _mha_rows(call)
-    elif isinstance(m, nn.modules.conv._ConvNd):
-        rows = [_conv_row(call, keep)]
-    elif isinstance(m, nn.Linear):
-        rows = [_linear_row(call, keep)]
-    else:
-        rows = [_elementwise_row(call)]
-    if not needs_grad(_first(call.output)):
-        return [{**row, "grad_input": 0, "grad_weight": 0, "grad_bias": 0, "selection": 0}
-                for row in rows]  # fmt: skip
-    if isinstance(m, nn.MultiheadAttention):
-        return rows
-    counts = rows[0]
-    if not needs_grad(call.inputs[0]):
-        counts["grad_input"] = 0
-    if not needs_grad(getattr(m, "weight", None)):
-        counts["grad_weight"] = 0
-    if not needs_grad(getattr(m, "bias", None)):
-        counts["grad_bias"] = 0
-    return rows
+    first = first_tensor(value)
+    return "" if first is None else "x".join(map(str, first.shape))
 
 
 def count_flops(
@@ -472,15 +292,21 @@ def _trace(
     calls: list[_Call] = []
     stack: list[_Call] = []
     names = {m: n for n, m in model.named_modules()}
+    formulas = {m: module_formula(m) for m in model.modules()}
     top = _Call(model, "(functional)", (), {})
 
     def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        stack.append(_Call(module, names.get(module, "?"), args, dict(kwargs)))
+        outer = stack[-1] if stack else top
+        covered = not outer.counts_own_ops
+        call = _Call(module, names.get(module, "?"), args, dict(kwargs), formulas.get(module))
+        call.covered = covered
+        stack.append(call)
 
     def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         call = stack.pop()
         call.output = output
-        calls.append(call)
+        if not call.covered:
+            calls.append(call)
 
     handles = [
         h
@@ -494,7 +320,7 @@ def _trace(
     ops = _OpRecorder(stack, top)
     try:
         model.eval()
-        with torch.enable_grad(), _AttentionRecorder(ops), ops:
+        with torch.enable_grad(), _FunctionRecorder(ops), ops:
             if on_meta:
                 state = {
                     name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
@@ -517,35 +343,18 @@ def _report(calls: list[_Call], top: _Call, keep_of: KeepOf, traced_on: str) -> 
     for call in [*calls, top]:
         m = call.module
         label = call.name or type(m).__name__
-        base = {
-            "module": label,
-            "type": type(m).__name__,
-            "params": sum(p.numel() for p in m.parameters(recurse=False)),
-            "output_shape": _shape(call.output),
-        }
-        if call is top:
-            base.update(type="", params=0)
-        elif _has_formula(m):
-            layer_rows = _layer_rows(call, keep_of(m))
-            rows.append({**base, **layer_rows[0]})
-            rows.extend({**base, **extra} for extra in layer_rows[1:])
-        elif call.unknown_ops and _unknown_layer(m, top.module):
-            skipped.append(f"{label} ({type(m).__name__}: {', '.join(call.unknown_ops)})")
-        elif call.unknown_ops:
-            skipped.extend(f"{label} (functional {op})" for op in call.unknown_ops)
+        base = {"module": label, "type": "", "params": 0, "output_shape": _shape(call.output)}
+        if call.formula is not None:
+            counted = Call(m, call.args, call.kwargs, call.output, keep_of(m))
+            backward = needs_grad(first_tensor(call.output))
+            for i, cost in enumerate(evaluate(call.formula, counted, backward)):
+                own = {"type": cost.type or type(m).__name__}
+                if i == 0:
+                    own["params"] = sum(p.numel() for p in m.parameters(recurse=False))
+                rows.append({**base, **_counts(cost), **own})
+        skipped.extend(f"{label} (functional {op})" for op in call.unknown_ops)
         for cost, shape in call.ops.values():
-            rows.append(
-                {
-                    **base,
-                    "type": cost.type,
-                    "params": 0,
-                    "output_shape": shape,
-                    "forward": cost.forward,
-                    "grad_input": cost.grad_input,
-                    "grad_weight": cost.grad_weight,
-                    "grad_bias": cost.grad_bias,
-                }
-            )
+            rows.append({**base, **_counts(cost), "type": cost.type, "output_shape": shape})
     table = pd.DataFrame(rows, columns=COLUMNS)
     counts = [*COUNTS, "selection"]
     table[counts] = table[counts].fillna(0).astype("int64")
@@ -553,3 +362,7 @@ def _report(calls: list[_Call], top: _Call, keep_of: KeepOf, traced_on: str) -> 
     table["total"] = table["forward"] + table["backward"] + table["selection"]
     table["params"] = table["params"].fillna(0).astype("int64")
     return FlopReport(table=table, skipped=skipped, traced_on=traced_on)
+
+
+def _counts(cost: FlopCost) -> dict[str, int]:
+    return {c: getattr(cost, c) for c in [*COUNTS, "selection"]}

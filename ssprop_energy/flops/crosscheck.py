@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils import flop_counter as tfc
 
 from ..sparse import SSPropMixin, convert_model
-from .counter import InputSpec, _to_tensors, count_flops
+from .counter import InputSpec, _to_tensors, count_flops, is_conv, type_names
 
 aten = torch.ops.aten
 FAMILIES = {
@@ -109,14 +109,27 @@ def _with_keep(model: nn.Module, keep: float | None) -> nn.Module:
     return twin
 
 
-CONV_ROWS = ("convolution",)  # functional F.conv*; layers are matched by their type name
-MM_ROWS = ("Linear", "SSPropLinear", "MultiheadAttention", "matmul", "attention_math")
+def _is_mm(table: pd.DataFrame) -> pd.Series:
+    """Rows that run as matmuls: linear layers, attention projections, ``x @ w`` and the
+    unfused attention."""
+    names = type_names(nn.Linear, nn.MultiheadAttention) | {"matmul", "attention_math"}
+    return table["type"].isin(names)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a model's output (a tensor, or dicts, lists and tuples of them)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, tuple | list):
+        return [t for item in value for t in _tensors(item)]
+    return []
 
 
 def _families(table: pd.DataFrame) -> dict[str, int]:
     """The analytic counts of a ``count_flops`` table, summed per aten op family."""
-    conv = table["type"].str.startswith(("Conv", "SSPropConv")) | table["type"].isin(CONV_ROWS)
-    mm = table["type"].isin(MM_ROWS)
+    conv, mm = is_conv(table), _is_mm(table)
     attention = table["type"].eq("attention")
     return {
         "convolution": int(table.loc[conv, "forward"].sum()),
@@ -132,7 +145,9 @@ def crosscheck_flops(
     """Analytic vs executed FLOPs per aten op family, for one forward + backward pass.
 
     Returns a DataFrame (``family``, ``analytic``, ``counted``, ``difference``); any
-    difference is shown, never hidden. The model is run on random inputs on its own device;
+    difference is shown, never hidden. The backward pass starts from every output tensor that
+    needs a gradient (a model may return a tensor, or a dict, list or tuple of them), as the
+    analytic count assumes. The model is run on random inputs on its own device;
     with ``keep`` a converted copy runs instead. The model's mode and gradients are left as
     they were.
     """
@@ -147,9 +162,8 @@ def crosscheck_flops(
         for p in grads:
             p.grad = None
         with tfc.FlopCounterMode(display=False, custom_mapping=CORRECTIONS) as counter:
-            out = run(*real)
-            first = out if isinstance(out, torch.Tensor) else out[0]
-            first.float().sum().backward()
+            outputs = [t for t in _tensors(run(*real)) if t.requires_grad]
+            torch.stack([t.float().sum() for t in outputs]).sum().backward()
     finally:
         for m, flag in was_training.items():
             m.train(flag)
@@ -200,8 +214,7 @@ def fvcore_crosscheck(model: nn.Module, inputs: InputSpec) -> pd.DataFrame:
         for m, flag in was_training.items():
             m.train(flag)
     table = count_flops(model, tuple(torch.empty(s, device="meta") for s in shapes)).table
-    conv = table["type"].str.startswith(("Conv", "SSPropConv")) | table["type"].isin(CONV_ROWS)
-    mm = table["type"].isin(MM_ROWS)
+    conv, mm = is_conv(table), _is_mm(table)
     linear_ops = ("linear", "addmm", "matmul", "mm", "bmm", "einsum")
     rows = [
         {

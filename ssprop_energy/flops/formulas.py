@@ -101,6 +101,7 @@ ACTIVATION_COST: dict[str, tuple[int, int]] = {
     "Tanh": (4, 2),
     "SiLU": (5, 6),
     "Hardswish": (4, 4),
+    "Hardsigmoid": (4, 2),  # x / 6 + 0.5 clamped to [0, 1]; backward: mask and scale
     "Mish": (8, 10),
     "GELU": (8, 10),
     "Softmax": (5, 4),

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..sparse import DropScheduler, SSPropMixin
 from ..sparse.selection import check_keep
-from .counter import FlopReport, InputSpec, _count
+from .counter import FlopReport, InputSpec, _count, is_conv
 
 
 def count_flops_at(model: nn.Module, inputs: InputSpec, keep: float) -> FlopReport:
@@ -31,8 +31,7 @@ def _step_flops(
     """(forward, backward, backward of the convolutions) of one step, ssProp layers at keep."""
     if keep not in cache:
         report = count_flops_at(model, inputs, keep)
-        conv = report.table["type"].str.contains("Conv")
-        conv_backward = int(report.table.loc[conv, "backward"].sum())
+        conv_backward = int(report.table.loc[is_conv(report.table), "backward"].sum())
         cache[keep] = (report.forward, report.backward, conv_backward)
     return cache[keep]
 

@@ -19,7 +19,9 @@ def test_zoo_agrees_exactly_with_flop_counter_mode(name: str, keep: float | None
     model = factory()
     table = crosscheck_flops(model, shape, keep=keep)
     assert table["difference"].eq(0).all(), table.to_string()
-    assert table.loc[table.family == "convolution_backward", "counted"].item() >= 0
+    counted = table.set_index("family")["counted"]
+    assert counted.sum() > 0  # not a vacuous agreement: torch counted the model's work
+    assert (counted["convolution_backward"] > 0) == (counted["convolution"] > 0)  # all train
 
 
 def test_sparse_backward_is_really_smaller() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssprop_energy import SSPropConv2d, SSPropLinear, convert_model, set_keep, sparse_layers
-from ssprop_energy.harness.models import build_model
+from ssprop_energy.models import build_model
 
 
 def test_resnet18_round_trip_is_bit_identical_and_shares_parameters() -> None:
@@ -44,8 +47,13 @@ def test_glob_skip_and_linear_layers() -> None:
 def test_state_dict_loads_across_dense_and_sparse() -> None:
     dense = build_model("cnn", depth=2, width=4)
     sparse = convert_model(build_model("cnn", depth=2, width=4), keep=0.2)
-    sparse.load_state_dict(dense.state_dict())
+    result = sparse.load_state_dict(dense.state_dict())
+    assert not result.missing_keys and not result.unexpected_keys
+    assert all(torch.equal(v, dense.state_dict()[k]) for k, v in sparse.state_dict().items())
+    with torch.no_grad():
+        sparse.fc.weight.mul_(2)
     dense.load_state_dict(sparse.state_dict())
+    assert torch.equal(dense.fc.weight, sparse.fc.weight)
 
 
 def test_shared_module_gets_one_twin_and_root_module_is_converted() -> None:
@@ -78,3 +86,35 @@ def test_set_keep_and_bad_arguments() -> None:
         convert_model(model, selection="largest")
     with pytest.raises(ValueError, match="layers"):
         convert_model(model, layers=(nn.BatchNorm2d,))
+
+
+class WeightsOnly(nn.Module):
+    """Uses its Linear layers only through their weights, as torchvision's Swin attention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(4, 12)
+        self.proj = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).chunk(3, dim=-1)
+        return self.head(F.linear(q * k + v, self.proj.weight, self.proj.bias))
+
+
+def test_layers_used_only_through_their_weights_warn_once() -> None:
+    model = convert_model(WeightsOnly(), keep=0.5, layers=(nn.Linear,))
+    with pytest.warns(UserWarning, match=r"converted layers proj, qkv got a weight gradient"):
+        model(torch.randn(3, 4)).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(torch.randn(3, 4)).sum().backward()  # once only
+    assert not any(m._forward_pre_hooks for m in model.modules())  # the check is gone
+
+
+def test_layers_called_as_modules_do_not_warn() -> None:
+    model = convert_model(build_model("cnn", depth=2, width=4), keep=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(torch.randn(2, 1, 8, 8)).sum().backward()
+    assert not any(m._forward_pre_hooks for m in model.modules())

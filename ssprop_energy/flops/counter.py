@@ -62,9 +62,9 @@ KeepOf = Callable[[nn.Module], float]
 class FlopReport:
     """Per-module FLOPs of one training step (forward + backward) of a model.
 
-    ``skipped`` lists the layers (and functional ops) that computed something no formula
-    covers: they are not in the totals. ``traced_on`` is ``"meta"``, or the device the model
-    had to run on once to record its shapes.
+    ``skipped`` lists the ops that ran with no formula, each under the module that ran it
+    (``"block (functional cumsum)"``): they are not in the totals. ``traced_on`` is
+    ``"meta"``, or the device the model had to run on once to record its shapes.
     """
 
     table: pd.DataFrame
@@ -296,11 +296,9 @@ def _trace(
     top = _Call(model, "(functional)", (), {})
 
     def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        outer = stack[-1] if stack else top
-        covered = not outer.counts_own_ops
-        call = _Call(module, names.get(module, "?"), args, dict(kwargs), formulas.get(module))
-        call.covered = covered
-        stack.append(call)
+        covered = not (stack[-1] if stack else top).counts_own_ops
+        name = names.get(module, "?")
+        stack.append(_Call(module, name, args, dict(kwargs), formulas.get(module), covered))
 
     def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         call = stack.pop()

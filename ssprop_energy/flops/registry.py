@@ -1,11 +1,12 @@
 """The FLOP registry: one formula per module type or aten op, registered by decorator.
 
 A formula is a small pure function of one :class:`Call` (the module or op, its arguments
-and output as shape-carrying tensors, the keep it runs at) that returns the call's
+and output as shape-carrying meta tensors, the keep it runs at) that returns the call's
 :class:`FlopCost` (or several, one table row each). ``count_flops`` only dispatches: a
-module whose type (or a base class of it) has a formula is counted by it as a whole;
-inside any other module every op that runs is looked up here, and an op with no formula
-is listed as skipped.
+module whose type (or a base class of it) has a formula is counted by it as a whole, and
+its backward counts are zeroed when its output needs no gradient; inside any other module
+every op that runs is looked up here (an op formula checks its operands' ``requires_grad``:
+below autograd an op's output does not carry it), and an op with no formula is skipped.
 
     from ssprop_energy.flops import FlopCost, register_flop_formula
 

@@ -20,8 +20,8 @@ test: venv
 	$(VENV)/bin/python -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs
-	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs
+	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts
+	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts
 	$(VENV)/bin/lint-imports --no-cache
 
 docs: venv

@@ -1,1 +1,1 @@
-"""harness room (see ../shared/DESIGN.md)."""
+"""The harness: the YAML config, the run matrix, the run builder, the trainer and the runner."""

@@ -1,4 +1,4 @@
-"""DropScheduler matches the formulas of DESIGN.md exactly."""
+"""DropScheduler matches the schedule formulas of docs/sparse.md exactly."""
 
 from __future__ import annotations
 

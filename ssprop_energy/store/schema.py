@@ -22,7 +22,6 @@ ENDED: tuple[Status, ...] = ("finished", "diverged", "failed")
 
 PHASES = ("data", "forward", "backward", "optimizer", "eval")
 """The metered phases of a training step (the first four) and of validation."""
-TRAIN_PHASES = PHASES[:-1]
 FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
 """The epoch column holding the analytic FLOPs of a phase (data and optimizer have none)."""
 

@@ -36,9 +36,6 @@ class RunContext:
     optimizer: torch.optim.Optimizer
     flop_cache: dict[tuple[int, float, int], tuple[int, int]] = field(default_factory=dict)
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return self.data.steps_per_epoch(batch_size)
-
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; asking for CUDA without one is a UserError."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..profilers import Measurement
 from ..provenance import UNAVAILABLE, combine
-from ..store import PHASES, energy_column, provenance_column, time_column
+from ..store import PHASES
 
 
 def _total(values: list[float]) -> float:
@@ -27,22 +27,22 @@ def energy_columns(phases: dict[str, Measurement | None], sources: list[str]) ->
     labels: dict[str, list[str]] = {s: [] for s in sources}
     for phase in PHASES:
         m = phases.get(phase)
-        row[time_column(phase)] = m.time_s if m else 0.0
+        row[f"time_s_{phase}"] = m.time_s if m else 0.0
         known = []
         for s in sources:
             value = m.energy_j.get(s) if m else 0.0
             if m is not None:
                 labels[s].append(m.provenance.get(s, UNAVAILABLE))
-            row[energy_column(phase, s)] = math.nan if value is None else value
+            row[f"energy_j_{phase}_{s}"] = math.nan if value is None else value
             if value is None:
                 per_source[s] = math.nan
             else:
                 per_source[s] += value
                 known.append(value)
-        row[energy_column(phase)] = _total(known)
+        row[f"energy_j_{phase}"] = _total(known)
     for s in sources:
-        row[energy_column(source=s)] = per_source[s]
-        row[provenance_column(s)] = combine(labels[s])
+        row[f"energy_j_{s}"] = per_source[s]
+        row[f"provenance_{s}"] = combine(labels[s])
     row["energy_j"] = _total([v for v in per_source.values() if not math.isnan(v)])
     return row
 

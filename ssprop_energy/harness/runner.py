@@ -174,7 +174,7 @@ def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
         if key not in data_cache:
             data_cache[key] = load_run_data(spec)
         ctx = build_run(spec, data_cache[key], torch.device("cpu"))
-        steps = ctx.steps_per_epoch(spec.data.batch_size)
+        steps = ctx.data.steps_per_epoch(spec.data.batch_size)
         batch = (spec.data.batch_size, *ctx.data.input_shape)
         run = training_flops(ctx.model, batch, ctx.method.scheduler, spec.train.epochs, steps)
         total = run[run.epoch == "total"].iloc[0]

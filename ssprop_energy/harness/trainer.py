@@ -177,7 +177,7 @@ def _meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
 
 
 def _run_meta(spec: RunSpec, ctx: RunContext, epochs_done: int) -> RunMeta:
-    steps = ctx.steps_per_epoch(spec.data.batch_size)
+    steps = ctx.data.steps_per_epoch(spec.data.batch_size)
     fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
     return RunMeta(
         run_id=spec.run_id,

@@ -18,10 +18,7 @@ from .schema import (
     WEIGHTS,
     RunMeta,
     Status,
-    energy_column,
-    provenance_column,
     setup_label,
-    time_column,
 )
 
 __all__ = [
@@ -45,12 +42,9 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
-    "energy_column",
     "is_run_dir",
     "load_run",
     "load_sweep",
-    "provenance_column",
     "read_meta",
     "setup_label",
-    "time_column",
 ]

@@ -1,5 +1,5 @@
-"""The store's vocabulary, written once: file names, run statuses, phases, the setup label,
-the typed meta.json record and the epoch row's column names (see docs/store.md)."""
+"""The store's vocabulary, written once: file names, run statuses, phases, the setup label
+and the typed meta.json record (see docs/store.md for every file and column)."""
 
 from __future__ import annotations
 
@@ -32,19 +32,6 @@ NO_SETUP = "-"
 def setup_label(setup: dict[str, Any]) -> str:
     """``batch_size=64, lr=0.1`` (keys sorted); ``-`` for a run outside a sweep."""
     return ", ".join(f"{k}={setup[k]}" for k in sorted(setup)) or NO_SETUP
-
-
-def time_column(phase: str) -> str:
-    return f"time_s_{phase}"
-
-
-def energy_column(phase: str | None = None, source: str | None = None) -> str:
-    """``energy_j``, ``energy_j_<phase>``, ``energy_j_<source>``, ``energy_j_<phase>_<source>``."""
-    return "_".join(["energy_j", *(part for part in (phase, source) if part)])
-
-
-def provenance_column(source: str) -> str:
-    return f"provenance_{source}"
 
 
 @dataclass

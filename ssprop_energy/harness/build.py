@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,15 @@ class RunContext:
     method: Method
     task: Task
     optimizer: torch.optim.Optimizer
+    optimizer_for: Callable[[nn.Module], torch.optim.Optimizer]
     flop_cache: dict[tuple[int, float, int], tuple[int, int]] = field(default_factory=dict)
+
+    def replace_model(self, model: nn.Module) -> None:
+        """Train ``model`` from now on (a method changed the model's shape): a fresh
+        optimizer over its parameters, its FLOPs counted anew."""
+        self.model = model.to(self.device)
+        self.optimizer = self.optimizer_for(self.model)
+        self.flop_cache.clear()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,7 +114,9 @@ def build_run(
     _freeze(model, spec.method.freeze, f"methods: {spec.label}: freeze")
     device = device or resolve_device(spec.train.device)
     model.to(device)
-    return RunContext(model, data, device, method, task, _optimizer(spec, model))
+    return RunContext(
+        model, data, device, method, task, _optimizer(spec, model), partial(_optimizer, spec)
+    )
 
 
 def _optimizer(spec: RunSpec, model: nn.Module) -> torch.optim.Optimizer:

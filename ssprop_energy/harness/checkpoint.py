@@ -11,11 +11,12 @@ from .build import RunContext
 
 
 def save_checkpoint(path: Path, ctx: RunContext, epochs_done: int) -> None:
-    """Model, optimizer and RNG state after ``epochs_done`` epochs, written atomically."""
+    """Model, optimizer, method and RNG state after ``epochs_done`` epochs, written atomically."""
     state = {
         "epochs_done": epochs_done,
         "model": ctx.model.state_dict(),
         "optimizer": ctx.optimizer.state_dict(),
+        "method": ctx.method.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -25,6 +26,9 @@ def save_checkpoint(path: Path, ctx: RunContext, epochs_done: int) -> None:
 def load_checkpoint(path: Path, ctx: RunContext) -> int:
     """Restore ``ctx`` from ``path``; returns the epochs it had finished."""
     state = torch.load(path, map_location=ctx.device, weights_only=False)
+    rebuilt = ctx.method.load_state_dict(ctx.model, state.get("method", {}))
+    if rebuilt is not None:
+        ctx.replace_model(rebuilt)
     ctx.model.load_state_dict(state["model"])
     ctx.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"].cpu())

@@ -16,7 +16,15 @@ import pandas as pd
 import torch
 
 from ..profilers import EnergyMeter, energy_meta, environment_meta
-from ..store import CHECKPOINT, WEIGHTS, RunMeta, RunStore, Status, atomic_write
+from ..store import (
+    CHECKPOINT,
+    WEIGHTS,
+    RunMeta,
+    RunStore,
+    Status,
+    atomic_write,
+    atomic_write_csv,
+)
 from ..tasks import Batch
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -82,6 +90,9 @@ def train_epoch(
     on_step: Callable[[StepInfo], None] | None = None,
 ) -> dict[str, Any]:
     """One epoch of training plus evaluation; returns its store row (without run_id)."""
+    changed = ctx.method.start_epoch(ctx.model, epoch)
+    if changed is not None:
+        ctx.replace_model(changed)
     model, data, opt, method = ctx.model, ctx.data, ctx.optimizer, ctx.method
     scaler = torch.amp.GradScaler(
         ctx.device.type, enabled=spec.train.amp and ctx.device.type == "cuda"
@@ -90,7 +101,6 @@ def train_epoch(
     acc = EpochAccumulator(epoch)
     start = time.perf_counter()
     model.train()
-    method.start_epoch(model, epoch)
     batches = _on_device(data.train_batches(spec.data.batch_size, epoch, spec.seed), ctx.device)
     for step in range(steps):
         keep = method.start_step(model, epoch, step)
@@ -268,6 +278,8 @@ def run_training(
             store.write_meta(meta)
     if status == "finished":
         model = ctx.method.finalize(ctx.model)
+        for name, table in ctx.method.tables().items():
+            atomic_write_csv(run_dir / name, table)
         if spec.save_weights:
             state = model.state_dict()
             atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))

@@ -1,5 +1,6 @@
-"""Training methods as plug-ins: ``dense`` and ``ssprop`` built in; other packages add theirs
-through the entry point group ``ssprop_energy.methods`` (see docs/plugins.md)."""
+"""Training methods as plug-ins: ``dense``, ``ssprop``, ``gated`` and ``gated+ssprop`` built
+in; other packages add theirs through the entry point group ``ssprop_energy.methods`` (see
+docs/plugins.md)."""
 
 from .base import (
     METHODS,
@@ -11,6 +12,7 @@ from .base import (
     register_method,
 )
 from .dense import Dense, DenseConfig
+from .gated import Gated, GatedConfig, GatedSSProp, GatedSSPropConfig
 from .ssprop import SSProp, SSPropConfig
 
 __all__ = [
@@ -18,6 +20,10 @@ __all__ = [
     "AnyMethodConfig",
     "Dense",
     "DenseConfig",
+    "Gated",
+    "GatedConfig",
+    "GatedSSProp",
+    "GatedSSPropConfig",
     "Method",
     "MethodConfig",
     "SSProp",

@@ -5,10 +5,15 @@ registered by name with :func:`register_method` (or through the entry point grou
 ``ssprop_energy.methods`` from another package). The trainer calls, in order:
 
     model = method.prepare(model)                 # once, before the optimizer is built
-    method.start_epoch(model, epoch)              # every epoch
+    new = method.start_epoch(model, epoch)        # every epoch; a model: train it instead
     keep = method.start_step(model, epoch, step)  # every training step: the keep in force
     loss = task loss + method.extra_loss(model)   # optional extra term (None: none)
     model = method.finalize(model)                # once, after the last epoch
+    method.tables()                               # files the method adds to the run folder
+
+A method that changes the model during training (pruning) returns the changed model from
+``start_epoch``; the trainer then builds a fresh optimizer for it. ``state_dict`` goes into
+every checkpoint, and on resume ``load_state_dict`` rebuilds the model as it was then.
 
 Its FLOP effect reaches the counter through the model itself: the analytic counter counts
 the prepared model at the keep ``start_step`` returns, with the formulas of the FLOP
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
+import pandas as pd
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny
 from torch import nn
@@ -78,8 +84,9 @@ class Method:
         """Change the model before training (e.g. swap layers); returns the model to train."""
         return model
 
-    def start_epoch(self, model: nn.Module, epoch: int) -> None:
-        """Called before each epoch."""
+    def start_epoch(self, model: nn.Module, epoch: int) -> nn.Module | None:
+        """Called before each epoch; returns a changed model to train from now on, or None."""
+        return None
 
     def start_step(self, model: nn.Module, epoch: int, step: int) -> float:
         """Apply the step's settings; returns the keep in force (1.0: dense backward)."""
@@ -92,6 +99,19 @@ class Method:
     def finalize(self, model: nn.Module) -> nn.Module:
         """After the last epoch; may return a different (e.g. pruned) model to store."""
         return model
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the method (beside the model's weights)."""
+        return {}
+
+    def load_state_dict(self, model: nn.Module, state: dict[str, Any]) -> nn.Module | None:
+        """Restore from a checkpoint's ``state``; returns the model rebuilt to the shape it
+        had then, or None when it is unchanged since ``prepare``."""
+        return None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Tables to store in the run folder once training ended, by file name."""
+        return {}
 
     def mean_keep_planned(self, steps_per_epoch: int) -> float:
         """The mean keep over the planned run."""

@@ -12,6 +12,7 @@ EPOCHS = "epochs.csv"
 POWER = "power.csv"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
+GATES = "gates.csv"
 
 Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
 FINISHED: Status = "finished"

@@ -1,0 +1,144 @@
+"""Gating a model, the polarizing loss and the gates' state (see docs/pruning.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Literal
+
+import pandas as pd
+import torch
+from torch import fx, nn
+
+from .gates import BlockGate, Gate, GatedInput, gates
+from .graph import channel_chains, residual_blocks, split_residual
+
+Level = Literal["channel", "block"]
+LEVELS: tuple[str, ...] = ("channel", "block")
+POLARIZATION = 0.1  # weight of the polarizing term against the keep term (docs/pruning.md)
+BLOCK_GATE = "branch_gate"
+
+
+def check_target(target_keep: float) -> float:
+    """A target keep must lie in (0, 1]."""
+    if not 0.0 < target_keep <= 1.0:
+        raise ValueError(f"target_keep: must be in (0, 1], got {target_keep}")
+    return float(target_keep)
+
+
+def check_level(level: str) -> str:
+    if level not in LEVELS:
+        raise ValueError(f"level: must be one of {', '.join(LEVELS)}, got {level!r}")
+    return level
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent, _, child = name.rpartition(".")
+    return model.get_submodule(parent), child
+
+
+def add_gates(
+    model: nn.Module,
+    target_keep: float = 0.5,
+    level: Level = "channel",
+    skip: Iterable[str] = (),
+) -> nn.Module:
+    """Put binary gates into ``model`` (in place; returns it).
+
+    ``level="channel"``: a gate on each channel between two convolutions that can be pruned
+    (docs/pruning.md says which); ``"block"``: one gate on the branch of each residual block.
+    ``skip``: module-name patterns (the producing convolution's or the block's name) left
+    ungated. ``target_keep``: the fraction of gated channels (or blocks) the polarizing loss
+    keeps open.
+    """
+    target = check_target(target_keep)
+    check_level(level)
+    if gates(model):
+        raise ValueError("the model already has gates")
+    patterns = list(skip)
+
+    def skipped(name: str) -> bool:
+        return any(fnmatchcase(name, p) for p in patterns)
+
+    placed: list[Gate] = []
+    if level == "channel":
+        for chain in channel_chains(model):
+            if skipped(chain.producer):
+                continue
+            parent, child = _parent(model, chain.consumer)
+            wrapped = GatedInput(
+                getattr(parent, child), chain.channels, [chain.producer, *chain.between], target
+            )
+            setattr(parent, child, wrapped)
+            placed.append(wrapped.gate)
+    else:
+        for block in residual_blocks(model):
+            if skipped(block.name):
+                continue
+            graph = fx.symbolic_trace(model.get_submodule(block.name))
+            parts = split_residual(graph)
+            assert parts is not None  # residual_blocks traced it so
+            total, branch, _, x = parts
+            gate = BlockGate(block.channels, target)
+            graph.add_submodule(BLOCK_GATE, gate)
+            with graph.graph.inserting_before(total):
+                gated = graph.graph.call_module(BLOCK_GATE, (branch, x))
+            total.replace_input_with(branch, gated)
+            graph.recompile()
+            parent, child = _parent(model, block.name)
+            setattr(parent, child, graph)
+            placed.append(gate.gate)
+    if not placed:
+        raise ValueError(f"no {level} of the model can be gated (docs/pruning.md says which)")
+    device = next(model.parameters()).device
+    return model.to(device)
+
+
+def polarization_loss(model: nn.Module) -> torch.Tensor:
+    """The regularizer of the gates' last training forward pass (0 when none ran).
+
+    A group is one layer's channel gates, or all block gates together. With ``s_u`` unit
+    u's score and ``p_u = sigmoid(s_u)`` its open probability, both averaged over the batch,
+    ``k`` the group's fraction of open decisions (straight-through gradient to ``s_u``) and
+    ``n`` its number of units, the loss sums over groups
+    ``n |k - target| + POLARIZATION * sum_u 4 p_u (1 - p_u)``: each unit's gradient is the
+    same whatever the size and number of groups (docs/pruning.md).
+    """
+    found = [g for g in gates(model).values() if g.scores is not None]
+    if not found:
+        return torch.zeros(())
+    groups = [[g] for g in found if g.level == "channel"]
+    groups.append([g for g in found if g.level == "block"])
+    terms = []
+    for group in (g for g in groups if g):
+        scores = torch.cat([g.scores for g in group if g.scores is not None], dim=1)
+        opened = (scores > 0).to(scores.dtype).mean(0)
+        bias = torch.cat([g.logits.bias for g in group])
+        keep = (opened + bias - bias.detach()).mean()
+        p = torch.sigmoid(scores).mean(0)
+        polarization = (4 * p * (1 - p)).sum()
+        terms.append(len(p) * (keep - group[0].target).abs() + POLARIZATION * polarization)
+    return torch.stack(terms).sum()
+
+
+def gate_states(model: nn.Module) -> pd.DataFrame:
+    """Per gated layer (or block): ``layer``, ``level``, ``channels`` (gated units),
+    ``kept`` (units the consensus keeps), ``open_fraction`` (mean over units of how often
+    each was open) and ``polarization`` (mean over units of ``2 min(f, 1 - f)``; 0: every
+    unit always open or always closed)."""
+    rows = []
+    for name, gate in gates(model).items():
+        f = gate.open_fraction.detach().float().cpu()
+        rows.append(
+            {
+                "layer": name,
+                "level": gate.level,
+                "channels": gate.units,
+                "kept": int(gate.consensus().sum()),
+                "open_fraction": float(f.mean()),
+                "polarization": float((2 * torch.minimum(f, 1 - f)).mean()),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["layer", "level", "channels", "kept", "open_fraction", "polarization"]
+    )

@@ -22,7 +22,7 @@ BLOCK_GATE = "branch_gate"
 def check_target(target_keep: float) -> float:
     """A target keep must lie in (0, 1]."""
     if not 0.0 < target_keep <= 1.0:
-        raise ValueError(f"target_keep: must be in (0, 1], got {target_keep}")
+        raise ValueError(f"must be in (0, 1], got {target_keep}")
     return float(target_keep)
 
 
@@ -51,7 +51,10 @@ def add_gates(
     ungated. ``target_keep``: the fraction of gated channels (or blocks) the polarizing loss
     keeps open.
     """
-    target = check_target(target_keep)
+    try:
+        target = check_target(target_keep)
+    except ValueError as exc:
+        raise ValueError(f"target_keep: {exc}") from None
     check_level(level)
     if gates(model):
         raise ValueError("the model already has gates")

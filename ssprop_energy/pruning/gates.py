@@ -40,8 +40,7 @@ class Gate(nn.Module):
         """The gate values, shape (batch, units): hard 0/1 forward, straight-through backward
         while training; the consensus in eval mode."""
         if not self.training:
-            consensus = (self.open_fraction >= 0.5).to(x.dtype)
-            return consensus.expand(x.shape[0], self.units)
+            return self.consensus().to(x.dtype).expand(x.shape[0], self.units)
         pooled = x.flatten(2).mean(-1)
         scores = self.logits(pooled / (pooled.norm(dim=1, keepdim=True) + 1e-6))
         probs = torch.sigmoid(scores)
@@ -52,8 +51,12 @@ class Gate(nn.Module):
         return hard + probs - probs.detach()
 
     def consensus(self) -> torch.Tensor:
-        """The units kept: open in at least half of the recent inputs (bool, shape (units,))."""
-        return self.open_fraction >= 0.5
+        """The units kept: open in at least half of the recent inputs (bool, shape (units,)).
+        A channel gate keeps at least its most open channel, so no layer loses all of them."""
+        kept = self.open_fraction >= 0.5
+        if self.level == "channel" and not kept.any():
+            kept[self.open_fraction.argmax()] = True
+        return kept
 
 
 class GatedInput(nn.Module):

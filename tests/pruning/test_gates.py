@@ -186,3 +186,15 @@ def test_flops_are_counted_as_they_run(name: str) -> None:
     assert count_flops(pruned, shape).forward < count_flops(plain, shape).forward
     check = crosscheck_flops(pruned, shape)
     assert check["difference"].eq(0).all(), check
+
+
+def test_a_layer_never_loses_all_its_channels() -> None:
+    model = add_gates(build_model("cnn", in_channels=1, depth=3, width=4)).eval()
+    for gate in gates(model).values():
+        gate.open_fraction.fill_(0.1)
+        gate.open_fraction[2] = 0.3
+    x = torch.randn(2, 1, 8, 8)
+    pruned = prune_gated(model)
+    assert pruned.features[0].out_channels == 1
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), model(x))

@@ -256,6 +256,7 @@ def run_training(
     store = RunStore(run_dir)
     meta = _spec_meta(spec)
     epochs = store.read_epochs()
+    meta.epochs_done = len(epochs)
     status: Status = "running"
     error = None
     record = True
@@ -270,6 +271,7 @@ def run_training(
             raise
         _add_built(meta, spec, ctx)
         start_epoch, epochs = _resume(store, checkpoint, ctx)
+        meta.epochs_done = len(epochs)
         meter = _meter(spec, ctx)
         warm_up(ctx, spec)
         t0 = time.perf_counter()

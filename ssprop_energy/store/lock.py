@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from ..errors import UserError
 from .atomic import atomic_write_json
 from .schema import LOCK
 
@@ -58,6 +59,8 @@ class RunClaimed(Exception):
 
 
 def _pid_runs(pid: int) -> bool:
+    if pid <= 0:  # not a process (0 and below address process groups)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +73,13 @@ def _pid_runs(pid: int) -> bool:
 def _parse(path: Path) -> LockInfo | None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return LockInfo(**{k: raw[k] for k in LockInfo.__dataclass_fields__})
+        return LockInfo(
+            host=str(raw["host"]),
+            pid=int(raw["pid"]),
+            started_at=float(raw["started_at"]),
+            refreshed_at=float(raw["refreshed_at"]),
+            token=str(raw["token"]),
+        )
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
@@ -117,11 +126,11 @@ class RunLock:
     def claim(cls, run_dir: Path | str) -> RunLock:
         """Claim the run (creating its folder); RunClaimed when a live process holds it."""
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             now = time.time()
             info = LockInfo(socket.gethostname(), os.getpid(), now, now, uuid.uuid4().hex)
             try:
+                run_dir.mkdir(parents=True, exist_ok=True)
                 fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = read_lock(run_dir)
@@ -130,8 +139,14 @@ class RunLock:
                 if holder is not None:
                     _take_over(run_dir / LOCK, holder)
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(asdict(info), fh)
+            except OSError as exc:
+                raise UserError(f"{run_dir}: cannot write results here ({exc.strerror})") from None
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(asdict(info), fh)
+            except OSError as exc:
+                (run_dir / LOCK).unlink(missing_ok=True)
+                raise UserError(f"{run_dir / LOCK}: cannot write ({exc.strerror})") from None
             _HELD.add(info.token)
             return cls(run_dir, info)
         holder = read_lock(run_dir)

@@ -266,10 +266,10 @@ def run_training(
     try:
         try:
             ctx = build_run(spec, init_from=init_weights(spec, run_dir))
+            _add_built(meta, spec, ctx)
         except UserError:
             record = False
             raise
-        _add_built(meta, spec, ctx)
         start_epoch, epochs = _resume(store, checkpoint, ctx)
         meta.epochs_done = len(epochs)
         meter = _meter(spec, ctx)

@@ -75,7 +75,7 @@ def profile(
         report = write_sweep_report(result.sweep_dir)
     except UserError as exc:
         typer.echo(f"error: report not written: {exc}", err=True)
-        raise typer.Exit(result.exit_code or 2) from None
+        raise typer.Exit(result.exit_code if result.interrupted else 2) from None
     if report is not None:
         typer.echo(f"report: {report}")
     typer.echo(f"results: {result.sweep_dir}")

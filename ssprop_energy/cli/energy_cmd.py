@@ -77,15 +77,22 @@ def measure(
 ) -> None:
     """Run CMD and print its time, energy per source, emissions and provenance.
 
-    The command's exit code is passed through."""
+    The command's exit code is passed through; a command killed by a signal gives 128 +
+    the signal (137 for SIGKILL), as a shell does."""
+    if csv is not None and csv.is_dir():
+        raise UserError(f"--csv: {csv} is a folder; give the path of a CSV file")
     meter = EnergyMeter(codecarbon=codecarbon, country=country, region=region, interval_s=interval)
     with meter:
         idle_w = meter.measure_idle(idle)
         meter.begin("command")
         try:
             code = subprocess.call(command)
+            if code < 0:  # killed by signal -code
+                code = 128 - code
         except FileNotFoundError:
             raise UserError(f"command not found: {command[0]}") from None
+        except OSError as exc:
+            raise UserError(f"{command[0]}: cannot run it ({exc.strerror})") from None
         except KeyboardInterrupt:
             code = 130
         finally:

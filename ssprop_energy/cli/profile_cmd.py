@@ -36,7 +36,11 @@ def profile(
     max_runs: Annotated[int | None, typer.Option("--max-runs", help="Run at most N runs.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Train dense and sparse runs, meter and count them, and write the report."""
+    """Train dense and sparse runs, meter and count them, and write the report.
+
+    Exit status: 0 when every run of the call finished (or diverged, or was skipped), 1 when
+    one failed or is damaged, 2 for bad input or a report that could not be written, 128 +
+    the signal when Ctrl-C (130), SIGHUP (129) or SIGTERM (143) stopped it."""
     cfg = load_config(config)
     # In a pipe or a log, tables keep their natural width instead of folding at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=WIDE)
@@ -71,12 +75,13 @@ def profile(
         report = write_sweep_report(result.sweep_dir)
     except UserError as exc:
         typer.echo(f"error: report not written: {exc}", err=True)
-    else:
-        if report is not None:
-            typer.echo(f"report: {report}")
+        raise typer.Exit(result.exit_code if result.interrupted else 2) from None
+    if report is not None:
+        typer.echo(f"report: {report}")
     typer.echo(f"results: {result.sweep_dir}")
-    if result.interrupted:
-        raise typer.Exit(130)
+    if result.failed and not result.interrupted:
+        typer.echo(f"{len(result.failed)} run(s) failed or damaged: see the report's notes")
+    raise typer.Exit(result.exit_code)
 
 
 def _print_matrix(console: Console, name: str, table: pd.DataFrame) -> None:

@@ -74,6 +74,37 @@ def _images(x: np.ndarray | torch.Tensor, cfg: DataConfig, source: str) -> torch
     return t
 
 
+def _checked(x_raw: object, y_raw: object, source: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """A data set's images and labels as loaded, refused with one line naming ``source``
+    unless both are non-empty numeric arrays of one label per image, the pixels finite and
+    the labels integers in [0, classes) of at least two classes; returns x, y and classes."""
+    x, y = np.asarray(x_raw), np.asarray(y_raw)
+    for name, array, kinds in (("x", x, "biuf"), ("y", y, "iuf")):
+        if array.size == 0:
+            raise UserError(f"{source}: {name} is empty")
+        if array.dtype.kind not in kinds:
+            raise UserError(f"{source}: {name} must hold numbers, got {array.dtype} values")
+    if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
+        raise UserError(
+            f"{source}: needs one label in y per image in x, got x {x.shape} and y {y.shape}"
+        )
+    bad_pixels = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad_pixels:
+        raise UserError(f"{source}: x holds {bad_pixels} pixels that are NaN or infinite")
+    whole = np.isfinite(y) & (y == np.round(y))
+    if not whole.all():
+        raise UserError(f"{source}: y: labels must be integers, got {y[~whole][0].item()}")
+    labels = y.astype(np.int64)
+    if labels.min() < 0:
+        raise UserError(f"{source}: y: labels must be in [0, classes), got {labels.min()}")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise UserError(
+            f"{source}: y: every label is {present[0]}; a data set needs at least two classes"
+        )
+    return x, labels, int(labels.max()) + 1
+
+
 def _split(x: torch.Tensor, y: torch.Tensor, cfg: DataConfig, classes: int) -> Dataset:
     gen = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(x), generator=gen)
@@ -114,11 +145,9 @@ def _npz(cfg: DataConfig) -> Dataset:
             x_raw, y_raw = archive["x"], archive["y"]
     except (OSError, ValueError) as exc:
         raise UserError(f"data.path: {cfg.path}: not a readable .npz file ({exc})") from None
-    if len(x_raw) != len(y_raw):
-        raise UserError(f"data.path: {cfg.path}: x has {len(x_raw)} samples, y has {len(y_raw)}")
-    y = torch.as_tensor(np.asarray(y_raw), dtype=torch.long)
-    x = _images(x_raw, cfg, str(cfg.path))
-    return _split(x, y, cfg, int(y.max()) + 1)
+    x_np, y_np, classes = _checked(x_raw, y_raw, f"data.path: {cfg.path}")
+    x = _images(x_np, cfg, str(cfg.path))
+    return _split(x, torch.as_tensor(y_np), cfg, classes)
 
 
 def _torchvision(cfg: DataConfig) -> Dataset:
@@ -138,9 +167,9 @@ def _torchvision(cfg: DataConfig) -> Dataset:
     except (RuntimeError, OSError) as exc:
         hint = "" if cfg.download else " (set data.download: true to fetch it)"
         raise UserError(f"data.path: {root}: {cfg.name} not found{hint}: {exc}") from None
-    x = _images(np.asarray(train.data) / 255.0, cfg, cfg.name)
-    y = torch.as_tensor(np.asarray(train.targets), dtype=torch.long)
-    return _split(x, y, cfg, int(y.max()) + 1)
+    x_np, y_np, classes = _checked(np.asarray(train.data), train.targets, f"data.path: {root}")
+    x = _images(x_np / 255.0, cfg, cfg.name)
+    return _split(x, torch.as_tensor(y_np), cfg, classes)
 
 
 def load_data(cfg: DataConfig) -> Dataset:

@@ -82,7 +82,7 @@ SWEEP_ALIASES = {"batch_size": "data.batch_size"}
 class ProfileConfig(_Section):
     """The whole ``model.yaml``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -95,6 +95,17 @@ class ProfileConfig(_Section):
     stop_at_target: bool = False
     save_weights: bool = False
     output: Path = Path("runs")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        """The sweep's folder under ``output``: never ``.``, ``..`` or a hidden folder."""
+        if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", value):
+            raise ValueError(
+                "must be a folder name of letters, digits, '.', '_' and '-' that does not "
+                "start with '.'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:

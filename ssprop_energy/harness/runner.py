@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,17 +16,20 @@ from ..errors import UserError
 from ..flops import training_flops
 from ..store import (
     CONFIG,
+    LOCK,
     SETTLED,
-    RunStore,
+    RunClaimed,
+    RunLock,
     atomic_write_text,
     is_run_dir,
-    read_meta,
+    load_run,
     setup_label,
 )
 from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
 from .progress import QuietReporter, Reporter
 from .runs import RunSpec, plan_runs
+from .signals import Terminated, stop_on_signals, stop_signal
 from .trainer import RunOutcome, run_training
 
 REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
@@ -33,12 +37,33 @@ REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
 
 @dataclass
 class SweepResult:
-    """What a profile call did."""
+    """What a profile call did. ``stopped_by``: the signal that stopped the sweep (SIGINT for
+    Ctrl-C), None when it ran to the end."""
 
     sweep_dir: Path
     outcomes: list[RunOutcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    interrupted: bool = False
+    claimed: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    stopped_by: int | None = None
+    current: str | None = None
+    """The run being trained (when the sweep was stopped: the interrupted run)."""
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
+
+    @property
+    def failed(self) -> list[str]:
+        """Runs of this call that failed, and damaged runs left untouched."""
+        return [o.run_id for o in self.outcomes if o.status == "failed"] + self.damaged
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal that stopped the sweep; 1 when a run failed or is damaged; else 0."""
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        return 1 if self.failed else 0
 
 
 def select_runs(runs: list[RunSpec], only: list[str] | None, max_runs: int | None) -> list[RunSpec]:
@@ -60,8 +85,16 @@ def _prepare_output(cfg: ProfileConfig, sweep_dir: Path) -> None:
     atomic_write_text(sweep_dir / CONFIG, text)
 
 
-def _status(run_dir: Path) -> str | None:
-    return str(read_meta(run_dir).get("status")) if is_run_dir(run_dir) else None
+def sweep_folder(cfg: ProfileConfig, out: Path | None = None) -> Path:
+    """``OUT/NAME``; a name whose folder, resolved, is not inside OUT is a UserError."""
+    root = out or cfg.output
+    sweep_dir = root / cfg.name
+    inside, resolved = root.resolve(), sweep_dir.resolve()
+    if resolved == inside or not resolved.is_relative_to(inside):
+        raise UserError(
+            f"name: {cfg.name!r} leads to {resolved}, outside the output folder {inside}"
+        )
+    return sweep_dir
 
 
 def run_sweep(
@@ -75,75 +108,128 @@ def run_sweep(
 ) -> SweepResult:
     """Train every planned run not yet ended; ``only`` reruns the named runs from scratch.
 
-    Ctrl-C marks the current run ``interrupted`` and stops the sweep cleanly; finished epochs
+    Each run is claimed first (``store.RunLock``): a run another live process holds is
+    skipped. A damaged run is left untouched unless ``only`` names it. Ctrl-C, SIGTERM and
+    SIGHUP mark the current run ``interrupted`` and stop the sweep cleanly; finished epochs
     and runs are kept, and a later call resumes from the last finished epoch.
     """
     reporter = reporter or QuietReporter()
-    sweep_dir = (out or cfg.output) / cfg.name
+    sweep_dir = sweep_folder(cfg, out)
     runs = select_runs(plan_runs(cfg, source), only, max_runs)
     _prepare_output(cfg, sweep_dir)
     result = SweepResult(sweep_dir)
-    for index, spec in enumerate(runs, 1):
-        run_dir = sweep_dir / spec.run_id
-        source = init_weights(spec, run_dir)
-        if source is not None and not source.is_file():
-            waiting = f"needs the final weights of run {spec.init_run} ({spec.method.init_from})"
-            reporter.message(f"[run {index}/{len(runs)} {spec.run_id}] not started: {waiting}")
-            result.outcomes.append(RunOutcome(spec.run_id, "pending", 0, None, None, 0.0, waiting))
-            continue
-        replaced = _set_aside(run_dir) if only else None
-        if _status(run_dir) in SETTLED:
-            result.skipped.append(spec.run_id)
-            reporter.message(
-                f"[run {index}/{len(runs)} {spec.run_id}] already {_status(run_dir)}: skipped"
-            )
-            continue
-        reporter.run_started(index, len(runs), spec, run_dir)
+    with stop_on_signals():
         try:
-            outcome = run_training(spec, run_dir, reporter.step, reporter.epoch)
-        except KeyboardInterrupt:
-            result.interrupted = True
+            for index, spec in enumerate(runs, 1):
+                _claim_and_run(spec, sweep_dir, (index, len(runs)), bool(only), reporter, result)
+        except KeyboardInterrupt as exc:
+            result.stopped_by = stop_signal(exc)
+            cause = "" if isinstance(exc, Terminated) else " (Ctrl-C)"
+            run = f"run {result.current} keeps its finished epochs" if result.current else "no run"
             reporter.message(
-                f"interrupted: run {spec.run_id} keeps its finished epochs; "
+                f"interrupted by {signal.Signals(result.stopped_by).name}{cause}: {run}; "
                 "rerun the same command to resume"
             )
-            break
-        except UserError:
-            _put_back(run_dir, replaced)
-            raise
-        except Exception as exc:  # a crashing run is recorded and the sweep goes on
-            outcome = RunOutcome(
-                spec.run_id, "failed", 0, None, None, 0.0, f"{type(exc).__name__}: {exc}"
-            )
-            _mark_failed(run_dir, outcome.error or "")
-        finally:
-            _discard(replaced)
-        result.outcomes.append(outcome)
-        reporter.run_ended(outcome)
     reporter.close()
     return result
 
 
+def _claim_and_run(
+    spec: RunSpec,
+    sweep_dir: Path,
+    position: tuple[int, int],
+    rerun: bool,
+    reporter: Reporter,
+    result: SweepResult,
+) -> None:
+    """Claim one run and train it; a run that waits for another's weights is not started,
+    one that another live process holds is skipped."""
+    tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
+    run_dir = sweep_dir / spec.run_id
+    source = init_weights(spec, run_dir)
+    if source is not None and not source.is_file():
+        waiting = f"needs the final weights of run {spec.init_run} ({spec.method.init_from})"
+        reporter.message(f"{tag} not started: {waiting}")
+        result.outcomes.append(RunOutcome(spec.run_id, "pending", 0, None, None, 0.0, waiting))
+        return
+    try:
+        lock = RunLock.claim(run_dir)
+    except RunClaimed as exc:
+        result.claimed.append(spec.run_id)
+        reporter.message(f"{tag} skipped: claimed by {exc.holder.describe()}")
+        return
+    try:
+        with lock:
+            _run_claimed(spec, run_dir, position, rerun, reporter, result)
+    finally:
+        _remove_if_empty(run_dir)
+
+
+def _run_claimed(
+    spec: RunSpec,
+    run_dir: Path,
+    position: tuple[int, int],
+    rerun: bool,
+    reporter: Reporter,
+    result: SweepResult,
+) -> None:
+    """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``."""
+    tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
+    record = load_run(run_dir) if is_run_dir(run_dir) else None
+    if record is not None and not rerun:
+        if record.damage is not None:
+            result.damaged.append(spec.run_id)
+            reporter.message(
+                f"{tag} not touched: damaged ({record.damage}); "
+                f"to train it again from scratch, name it with --only {spec.run_id}"
+            )
+            return
+        if record.status in SETTLED:
+            result.skipped.append(spec.run_id)
+            reporter.message(f"{tag} already {record.status}: skipped")
+            return
+    replaced = _set_aside(run_dir) if rerun else None
+    reporter.run_started(position[0], position[1], spec, run_dir)
+    result.current = spec.run_id
+    try:
+        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch)
+    except UserError:
+        _put_back(run_dir, replaced)
+        raise
+    finally:
+        _discard(replaced)
+    result.current = None
+    result.outcomes.append(outcome)
+    reporter.run_ended(outcome)
+
+
 def _set_aside(run_dir: Path) -> Path | None:
-    """Move a run that ``--only`` retrains out of the sweep until the new run ends (a
-    bad-input error puts it back, so nothing written is lost to it)."""
-    if not run_dir.exists():
+    """Move the files of a run that ``--only`` retrains (all but its lock) out of the sweep
+    until the new run ends (a bad-input error puts them back, so nothing written is lost)."""
+    entries = [p for p in run_dir.iterdir() if p.name != LOCK]
+    if not entries:
         return None
     aside = run_dir.parent / REPLACED / run_dir.name
     shutil.rmtree(aside, ignore_errors=True)
     try:
-        aside.parent.mkdir(exist_ok=True)
-        run_dir.rename(aside)
+        aside.mkdir(parents=True)
+        for entry in entries:
+            entry.rename(aside / entry.name)
     except OSError as exc:
         raise UserError(f"{run_dir}: cannot replace this run ({exc.strerror})") from None
     return aside
 
 
 def _put_back(run_dir: Path, aside: Path | None) -> None:
-    if aside is not None and aside.exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
-        aside.rename(run_dir)
-        _remove_if_empty(aside.parent)
+    if aside is None or not aside.exists():
+        return
+    for entry in run_dir.iterdir():
+        if entry.name != LOCK:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for entry in aside.iterdir():
+        entry.rename(run_dir / entry.name)
+    aside.rmdir()
+    _remove_if_empty(aside.parent)
 
 
 def _discard(aside: Path | None) -> None:
@@ -155,14 +241,6 @@ def _discard(aside: Path | None) -> None:
 def _remove_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
-
-
-def _mark_failed(run_dir: Path, error: str) -> None:
-    if is_run_dir(run_dir):
-        store = RunStore(run_dir)
-        meta = store.read_meta()
-        meta.update(status="failed", error=error.splitlines()[0] if error else error)
-        store.write_meta(meta)
 
 
 def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..errors import UserError
 from ..profilers import EnergyMeter, energy_meta, environment_meta
 from ..store import (
     CHECKPOINT,
@@ -22,10 +23,12 @@ from ..store import (
     RunMeta,
     RunStore,
     Status,
+    StoreConflict,
     atomic_write,
     atomic_write_csv,
+    remove_temp_files,
 )
-from ..tasks import Batch
+from ..tasks import Batch, build_task
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .epoch import EpochAccumulator
@@ -186,28 +189,36 @@ def _meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
     )
 
 
-def _run_meta(spec: RunSpec, ctx: RunContext, epochs_done: int) -> RunMeta:
-    steps = ctx.data.steps_per_epoch(spec.data.batch_size)
-    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
+def _spec_meta(spec: RunSpec) -> RunMeta:
+    """The run's meta.json as far as its spec alone tells (``_add_built`` fills the rest)."""
+    task = build_task(spec.task)
     return RunMeta(
         run_id=spec.run_id,
         sweep=spec.sweep,
         method=spec.method.name,
         method_label=spec.label,
         method_params=spec.method.model_dump(mode="json"),
-        task=ctx.task.name,
-        primary_metric=ctx.task.primary_metric,
-        higher_is_better=ctx.task.higher_is_better,
+        task=task.name,
+        primary_metric=task.primary_metric,
+        higher_is_better=task.higher_is_better,
         seed=spec.seed,
         setup=spec.setup,
         run_config=spec.resolved(),
         epochs_planned=spec.train.epochs,
-        mean_keep_planned=ctx.method.mean_keep_planned(steps),
-        flops_per_step={"forward": fwd, "backward_dense": bwd_dense},
+        mean_keep_planned=None,
+        flops_per_step={},
         started_at=now(),
         target_accuracy=spec.target_accuracy,
-        epochs_done=epochs_done,
     )
+
+
+def _add_built(meta: RunMeta, spec: RunSpec, ctx: RunContext) -> None:
+    """The entries of meta.json that need the built run: planned keep, FLOPs per step."""
+    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
+    meta.mean_keep_planned = ctx.method.mean_keep_planned(
+        ctx.data.steps_per_epoch(spec.data.batch_size)
+    )
+    meta.flops_per_step = {"forward": fwd, "backward_dense": bwd_dense}
 
 
 def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: int) -> bool:
@@ -224,6 +235,11 @@ def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: i
     return meta.stopped_at_target
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def run_training(
     spec: RunSpec,
     run_dir: Path,
@@ -232,25 +248,41 @@ def run_training(
 ) -> RunOutcome:
     """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes.
 
-    KeyboardInterrupt marks the run ``interrupted`` (finished epochs are kept) and is
-    re-raised; a NaN loss marks it ``diverged``.
+    However the run ends, meta.json says how, its ``epochs_done`` counts the rows of
+    epochs.csv, and no temporary file stays behind: a NaN loss marks the run ``diverged``;
+    KeyboardInterrupt (and the termination signals that raise it) ``interrupted``, and is
+    re-raised; any other exception ``failed``, with the error. A UserError is re-raised
+    after that: bad input met while the run is built leaves the stored run as it was, a
+    later one (a write that failed) marks it ``failed``. A StoreConflict (another process
+    writes the run) is re-raised and leaves the run to that process.
     """
     store = RunStore(run_dir)
-    ctx = build_run(spec, init_from=init_weights(spec, run_dir))
-    checkpoint = run_dir / CHECKPOINT
-    start_epoch, epochs = _resume(store, checkpoint, ctx)
-    meter = _meter(spec, ctx)
-    meta = _run_meta(spec, ctx, len(epochs))
+    meta = _spec_meta(spec)
+    epochs = store.read_epochs()
+    meta.epochs_done = len(epochs)
     status: Status = "running"
     error = None
-    warm_up(ctx, spec)
+    record = True
+    meter: EnergyMeter | None = None
+    checkpoint = run_dir / CHECKPOINT
     t0 = time.perf_counter()
-    with meter:
-        meter.measure_idle(spec.energy.idle_s)
-        meta.energy = energy_meta(meter)
-        meta.environment = environment_meta(meter)
-        store.write_meta(meta)
+    try:
         try:
+            ctx = build_run(spec, init_from=init_weights(spec, run_dir))
+            _add_built(meta, spec, ctx)
+        except UserError:
+            record = False
+            raise
+        start_epoch, epochs = _resume(store, checkpoint, ctx)
+        meta.epochs_done = len(epochs)
+        meter = _meter(spec, ctx)
+        warm_up(ctx, spec)
+        t0 = time.perf_counter()
+        with meter:
+            meter.measure_idle(spec.energy.idle_s)
+            meta.energy = energy_meta(meter)
+            meta.environment = environment_meta(meter)
+            store.write_meta(meta)
             for epoch in range(start_epoch, spec.train.epochs):
                 row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, on_step)}
                 epochs = store.append_epoch(row)
@@ -262,27 +294,32 @@ def run_training(
                     on_epoch(row)
                 if stop:
                     break
-            status = "finished"
-        except RunDiverged as exc:
-            status, error = "diverged", str(exc)
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
-            raise
-        finally:
-            meta.status, meta.error, meta.finished_at = status, error, now()
-            meta.epochs_done = len(epochs)
-            store.write_power(meter.trace())
-            store.write_meta(meta)
-    if status == "finished":
         model = ctx.method.finalize(ctx.model)
         for name, table in ctx.method.tables().items():
             atomic_write_csv(run_dir / name, table)
         if spec.save_weights:
             state = model.state_dict()
             atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
+        status = "finished"
+    except RunDiverged as exc:
+        status, error = "diverged", str(exc)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except StoreConflict:
+        record = False
+        raise
+    except Exception as exc:
+        status, error = "failed", _one_line(exc)
+        if isinstance(exc, UserError):
+            raise
+    finally:
+        try:
+            if record:
+                _record_end(store, meta, status, error, len(epochs), meter)
+        finally:
+            remove_temp_files(run_dir)
+    if status == "finished":
         checkpoint.unlink(missing_ok=True)
     last = epochs.iloc[-1] if not epochs.empty else None
     return RunOutcome(
@@ -294,6 +331,22 @@ def run_training(
         time.perf_counter() - t0,
         error,
     )
+
+
+def _record_end(
+    store: RunStore,
+    meta: RunMeta,
+    status: Status,
+    error: str | None,
+    epochs_done: int,
+    meter: EnergyMeter | None,
+) -> None:
+    """meta.json says how the run ended (written first: it matters most), then power.csv."""
+    meta.status, meta.error, meta.finished_at = status, error, now()
+    meta.epochs_done = epochs_done
+    store.write_meta(meta)
+    if meter is not None:
+        store.write_power(meter.trace())
 
 
 def _run_energy(epochs: pd.DataFrame) -> float | None:

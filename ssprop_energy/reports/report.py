@@ -57,14 +57,30 @@ class Report:
     sources: tuple[str, ...] = ()
 
 
-def _load(run_dirs: Sequence[Path | str]) -> list[RunRecord]:
+def _load(run_dirs: Sequence[Path | str]) -> tuple[list[RunRecord], list[str]]:
+    """The readable runs, and one note per damaged run (left out of every table)."""
     if not run_dirs:
         raise UserError("report: give at least one run folder")
     records: dict[Path, RunRecord] = {}
     for run_dir in run_dirs:
         for record in load_sweep(run_dir):
             records.setdefault(record.path.resolve(), record)
-    return list(records.values())
+    readable = [r for r in records.values() if r.damage is None]
+    damaged = [f"damaged, left out: {r.damage}" for r in records.values() if r.damage]
+    if not readable:
+        raise UserError(f"no readable run; {damaged[0]}")
+    return readable, damaged
+
+
+def _run_notes(records: list[RunRecord], names: list[str]) -> list[str]:
+    """Why each failed run failed, and which runs were killed while running."""
+    notes = []
+    for record, name in zip(records, names, strict=True):
+        if record.note is not None:
+            notes.append(f"{name}: {record.note}")
+        elif record.status == "failed":
+            notes.append(f"{name}: failed: {record.meta.get('error') or 'no error recorded'}")
+    return notes
 
 
 def _run_names(summary: pd.DataFrame) -> list[str]:
@@ -242,8 +258,9 @@ def build_report(
     ``target_accuracy`` (0 to 1) overrides the runs' own target; ``baseline`` is the method
     (or method label) every other run is compared with, at the same seed and sweep point.
     """
-    records = _load(run_dirs)
+    records, damaged = _load(run_dirs)
     target, notes = _target(records, target_accuracy)
+    notes += damaged
     summary = pd.DataFrame([summarize_run(r, target) for r in records])
     names = _run_names(summary)
     summary.insert(0, "run", names)
@@ -259,7 +276,7 @@ def build_report(
         [f for f in epoch_frames if not f.empty] or [pd.DataFrame()], ignore_index=True
     )
     lines = _headlines(methods, setups, baseline)
-    notes += _notes(summary, methods, setups)
+    notes += _run_notes(records, names) + _notes(summary, methods, setups)
     if not summary["is_baseline"].any():
         notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
     sweeps = list(dict.fromkeys(summary["sweep"]))

@@ -135,7 +135,8 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
         row.setdefault(column, math.nan)
     row.setdefault("flops_total", math.nan)
     row["mean_keep"] = _mean_keep(epochs)
-    row["mean_keep_planned"] = meta.get("mean_keep_planned", math.nan)
+    planned = meta.get("mean_keep_planned")
+    row["mean_keep_planned"] = math.nan if planned is None else planned
     for phase, flops in FLOPS_OF_PHASE.items():
         row[f"j_per_gflop_{phase}"] = _ratio(
             row.get(f"energy_j_{phase}", math.nan), row.get(flops, math.nan), 1e9

@@ -1,16 +1,34 @@
 """The results store: paths, typed schemas, run statuses, phases, one atomic writer, read and
 write. The harness writes it, the reports read it; it imports neither."""
 
-from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
-from .records import RunRecord, RunStore, is_run_dir, load_run, load_sweep, read_meta
+from .atomic import (
+    atomic_write,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    remove_temp_files,
+)
+from .lock import LOCK_REFRESH_S, LOCK_STALE_AFTER_S, LockInfo, RunClaimed, RunLock, live_holder
+from .records import (
+    RunRecord,
+    RunStore,
+    StoreConflict,
+    StoreDamaged,
+    is_run_dir,
+    load_run,
+    load_sweep,
+    read_meta,
+)
 from .schema import (
     CHECKPOINT,
     CONFIG,
+    DAMAGED,
     ENDED,
     EPOCHS,
     FINISHED,
     FLOPS_OF_PHASE,
     GATES,
+    LOCK,
     META,
     NO_SETUP,
     PHASES,
@@ -25,28 +43,39 @@ from .schema import (
 __all__ = [
     "CHECKPOINT",
     "CONFIG",
+    "DAMAGED",
     "ENDED",
     "EPOCHS",
     "FINISHED",
     "FLOPS_OF_PHASE",
     "GATES",
+    "LOCK",
+    "LOCK_REFRESH_S",
+    "LOCK_STALE_AFTER_S",
     "META",
     "NO_SETUP",
     "PHASES",
     "POWER",
     "SETTLED",
     "WEIGHTS",
+    "LockInfo",
+    "RunClaimed",
+    "RunLock",
     "RunMeta",
     "RunRecord",
     "RunStore",
     "Status",
+    "StoreConflict",
+    "StoreDamaged",
     "atomic_write",
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
     "is_run_dir",
+    "live_holder",
     "load_run",
     "load_sweep",
     "read_meta",
+    "remove_temp_files",
     "setup_label",
 ]

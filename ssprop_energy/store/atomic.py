@@ -41,6 +41,13 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path
     return path
 
 
+def remove_temp_files(folder: Path | str) -> None:
+    """Remove the atomic writer's temporary files left in ``folder`` by a killed process
+    (call it only on a folder no other process writes)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: Path | str, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))

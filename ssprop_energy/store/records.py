@@ -1,39 +1,112 @@
 """Reading and writing run folders of the results store (docs/store.md).
 
 Every write goes through the atomic writer; errors name the file and say what went wrong.
+Every read checks the file against its schema: a file that does not parse or does not fit
+makes the run ``damaged``, with a note naming the file.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
-from .schema import EPOCHS, META, POWER, RunMeta
+from .lock import live_holder
+from .schema import DAMAGED, EPOCHS, META, POWER, RunMeta
+
+_META_SCHEMA = TypeAdapter(RunMeta)
+EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
+"""Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
+POWER_TEXT_COLUMNS = ("source",)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
+class StoreDamaged(UserError):
+    """A store file that does not parse or does not fit its schema."""
+
+
+class StoreConflict(UserError):
+    """A write that would double or skip a stored epoch (another process writes the run)."""
+
+
+def _numeric(frame: pd.DataFrame, path: Path, text: tuple[str, ...]) -> None:
+    for column in frame.columns:
+        if column.startswith(text):
+            continue
+        try:
+            pd.to_numeric(frame[column])
+        except (ValueError, TypeError):
+            raise StoreDamaged(f"{path}: column {column!r} holds text, not numbers") from None
+
+
+def _required(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreDamaged(f"{path}: no column {missing[0]!r}")
+
+
+def check_epochs(frame: pd.DataFrame, path: Path) -> None:
+    """epochs.csv's schema: run_id and epoch columns, numbers but for run_id and provenance,
+    and epochs 0, 1, ..., N-1 in order, each once."""
+    _required(frame, path, ("run_id", "epoch"))
+    _numeric(frame, path, EPOCH_TEXT_COLUMNS)
+    epochs = pd.to_numeric(frame["epoch"]).tolist()
+    for row, epoch in enumerate(epochs):
+        if epoch != row:
+            seen = "appears twice" if epoch in epochs[:row] else "is out of order"
+            raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
+
+
+def check_power(frame: pd.DataFrame, path: Path) -> None:
+    """power.csv's schema: time_s, source and power_w columns, numbers but for source."""
+    _required(frame, path, ("time_s", "source", "power_w"))
+    _numeric(frame, path, POWER_TEXT_COLUMNS)
+
+
+def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
+    """A store CSV file, checked; a missing or empty file is an empty frame."""
     try:
-        return pd.read_csv(path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except OSError as exc:
+        raise StoreDamaged(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        return pd.DataFrame()
+    if not data.endswith(b"\n"):
+        raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV file ({exc})") from None
+        first = str(exc).strip().splitlines()[0]
+        raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None
+    if not frame.empty:
+        check(frame, path)
+    return frame
 
 
 @dataclass
 class RunRecord:
-    """One run folder as stored: its meta.json, epoch rows and power trace."""
+    """One run folder as stored: its meta.json, epoch rows and power trace.
+
+    ``damage`` says which file of a damaged run does not parse or fit its schema (its
+    epochs and power are then empty); ``stale`` marks a run whose meta.json says
+    ``running`` while no live process holds it (it was killed): its status reads
+    ``interrupted``."""
 
     path: Path
     meta: dict[str, Any]
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    damage: str | None = None
+    stale: bool = False
 
     @property
     def run_id(self) -> str:
@@ -41,29 +114,71 @@ class RunRecord:
 
     @property
     def status(self) -> str:
-        return str(self.meta.get("status", "unknown"))
+        if self.damage is not None:
+            return DAMAGED
+        return "interrupted" if self.stale else str(self.meta.get("status", "unknown"))
+
+    @property
+    def note(self) -> str | None:
+        """Why the stored status is not the whole story (damage, a killed run)."""
+        if self.damage is not None:
+            return self.damage
+        if self.stale:
+            return f"{self.path / META}: says running, but no live process holds the run"
+        return None
+
+
+def _schema_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg'].lower()}"
 
 
 def read_meta(run_dir: Path | str) -> dict[str, Any]:
-    """The run's meta.json; a broken file is a UserError naming it."""
+    """The run's meta.json, checked against ``RunMeta``; a file that does not parse or fit
+    is a StoreDamaged error naming it."""
     path = Path(run_dir) / META
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: missing (not a run folder)") from None
+    except OSError as exc:
+        raise StoreDamaged(f"{path}: cannot read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+        raise StoreDamaged(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise StoreDamaged(f"{path}: not a JSON object (got {type(raw).__name__})")
+    try:
+        _META_SCHEMA.validate_python(raw)
+    except ValidationError as exc:
+        raise StoreDamaged(f"{path}: {_schema_problem(exc)}") from None
+    return raw
+
+
+def _check_counts(meta: dict[str, Any], epochs: pd.DataFrame, run_dir: Path) -> None:
+    """An ended run's meta.json counts the rows of its epochs.csv."""
+    if meta["status"] != "running" and meta["epochs_done"] != len(epochs):
+        raise StoreDamaged(
+            f"{run_dir / EPOCHS}: holds {len(epochs)} epoch rows, but {META} says "
+            f"epochs_done {meta['epochs_done']}"
+        )
 
 
 def load_run(run_dir: Path | str) -> RunRecord:
-    """Load one run folder."""
+    """Load one run folder; a damaged one is a record with ``damage`` set, never an error."""
     run_dir = Path(run_dir)
-    return RunRecord(
-        path=run_dir,
-        meta=read_meta(run_dir),
-        epochs=_read_csv(run_dir / EPOCHS),
-        power=_read_csv(run_dir / POWER),
-    )
+    try:
+        meta = read_meta(run_dir)
+    except StoreDamaged as exc:
+        return RunRecord(run_dir, {"run_id": run_dir.name}, damage=str(exc))
+    try:
+        epochs = _read_csv(run_dir / EPOCHS, check_epochs)
+        power = _read_csv(run_dir / POWER, check_power)
+        _check_counts(meta, epochs, run_dir)
+    except StoreDamaged as exc:
+        return RunRecord(run_dir, meta, damage=str(exc))
+    stale = meta["status"] == "running" and live_holder(run_dir) is None
+    return RunRecord(run_dir, meta, epochs, power, stale=stale)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -101,14 +216,23 @@ class RunStore:
         return read_meta(self.path)
 
     def read_epochs(self) -> pd.DataFrame:
-        return _read_csv(self.path / EPOCHS)
+        return _read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
         atomic_write_csv(self.path / EPOCHS, epochs)
 
     def append_epoch(self, row: dict[str, Any]) -> pd.DataFrame:
-        """Add one epoch row and rewrite epochs.csv atomically; returns all rows."""
-        epochs = pd.concat([self.read_epochs(), pd.DataFrame([row])], ignore_index=True, sort=False)
+        """Add one epoch row and rewrite epochs.csv atomically; returns all rows.
+
+        The row's ``epoch`` must be the next one (the number of stored rows): a StoreConflict
+        otherwise, so no epoch is ever stored twice."""
+        stored = self.read_epochs()
+        if row["epoch"] != len(stored):
+            raise StoreConflict(
+                f"{self.path / EPOCHS}: holds {len(stored)} epoch rows, so epoch "
+                f"{row['epoch']} cannot be added (does another process write this run?)"
+            )
+        epochs = pd.concat([stored, pd.DataFrame([row])], ignore_index=True, sort=False)
         self.write_epochs(epochs)
         return epochs
 

@@ -13,6 +13,7 @@ POWER = "power.csv"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
 GATES = "gates.csv"
+LOCK = "run.lock"
 
 Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
 FINISHED: Status = "finished"
@@ -20,6 +21,8 @@ SETTLED: tuple[Status, ...] = ("finished", "diverged")
 """Statuses of a run that a sweep never trains again."""
 ENDED: tuple[Status, ...] = ("finished", "diverged", "failed")
 """Statuses of a run that will not add epochs on its own."""
+DAMAGED = "damaged"
+"""What a reader calls a run whose files do not parse or fit their schema (never written)."""
 
 PHASES = ("data", "forward", "backward", "optimizer", "eval")
 """The metered phases of a training step (the first four) and of validation."""
@@ -38,7 +41,9 @@ def setup_label(setup: dict[str, Any]) -> str:
 @dataclass
 class RunMeta:
     """A run's meta.json (docs/store.md), typed. ``energy`` and ``environment`` are the
-    profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs."""
+    profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
+    ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
+    its model was built."""
 
     run_id: str
     sweep: str
@@ -52,7 +57,7 @@ class RunMeta:
     setup: dict[str, Any]
     run_config: dict[str, Any]
     epochs_planned: int
-    mean_keep_planned: float
+    mean_keep_planned: float | None
     flops_per_step: dict[str, int]
     started_at: str
     status: Status = "running"

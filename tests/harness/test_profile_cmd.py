@@ -257,7 +257,7 @@ def test_only_puts_the_old_run_back_when_the_rerun_hits_bad_input(tmp_path, monk
     before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
 
     def bad_input(spec, run_dir, *callbacks):
-        run_dir.mkdir(parents=True)
+        assert sorted(p.name for p in run_dir.iterdir()) == ["run.lock"]  # the old run is aside
         (run_dir / "meta.json").write_text("{}")
         raise UserError("train.init_from: x.pt: does not fit the model")
 

@@ -60,3 +60,29 @@ def test_unwritable_csv_is_one_line(tmp_path: Path) -> None:
     assert len(errors) == 1 and errors[0].startswith(f"error: {blocker}: cannot write results")
     assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_measure_refuses_a_file_it_cannot_execute(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")  # not executable
+    result = runner.invoke(app, ["measure", "--no-codecarbon", "--", str(script)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {script}: cannot run it (Permission denied)"
+
+
+def test_measure_writes_csv_only_to_a_file_path(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["measure", "--no-codecarbon", "--csv", str(tmp_path), "--", sys.executable, "-c", ""]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: --csv: {tmp_path} is a folder; give the path of a CSV file"
+    )
+    assert list(tmp_path.iterdir()) == [] and not list(tmp_path.parent.glob(f".{tmp_path.name}*"))
+
+
+def test_a_child_killed_by_a_signal_exits_128_plus_the_signal() -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    result = runner.invoke(app, ["measure", "--no-codecarbon", "--", sys.executable, "-c", code])
+    assert result.exit_code == 137

@@ -79,7 +79,7 @@ def codecarbon_tdp() -> CpuTdp:
     """The CPU's TDP from CodeCarbon's CPU table, else ``WATTS_PER_THREAD`` per logical CPU.
 
     CodeCarbon has no public call for the table alone: its ``TDP`` object gives the model,
-    and ``TDP._get_cpu_power_from_registry`` (private; present in CodeCarbon 2.3 to 3.3)
+    and ``TDP._get_cpu_power_from_registry`` (private; in every supported CodeCarbon)
     the table's entry. Its public ``TDP.tdp`` is not used, because it falls back differently
     by version (none in 2.x, 4 W per thread in 3.x). Cached: CPU detection takes ~2 s."""
     _quiet_codecarbon()
@@ -87,14 +87,14 @@ def codecarbon_tdp() -> CpuTdp:
 
     if not callable(getattr(TDP, "_get_cpu_power_from_registry", None)):
         raise RuntimeError(
-            "this CodeCarbon has no TDP._get_cpu_power_from_registry (CodeCarbon 2.3 to 3.3 "
+            "this CodeCarbon has no TDP._get_cpu_power_from_registry (CodeCarbon 2.7.1 to 3.3.2 "
             "have it), so its CPU table cannot be read"
         )
     detected = TDP()
     model = detected.model if detected.model and detected.model != "Unknown" else None
     table_w = detected._get_cpu_power_from_registry(model) if model else None
-    if table_w:
-        return CpuTdp(model or "", float(table_w), "CodeCarbon's CPU table")
+    if model and table_w:
+        return CpuTdp(model, float(table_w), "CodeCarbon's CPU table")
     threads = os.cpu_count() or 1
     why = "not in CodeCarbon's CPU table" if model else "CPU model not detected"
     return CpuTdp(
@@ -150,19 +150,16 @@ def cpu_estimate() -> EnergySource:
 def _tracker_options(tracker: type) -> dict[str, Any]:
     """Quiet, no output, no lock file, in what this CodeCarbon's tracker accepts: CodeCarbon
     3.3 has ``output_methods`` (empty: no file, API, logger...), older ones ``save_to_*``
-    flags; ``allow_multiple_runs`` (no lock file) exists from 2.7 on, and before it there is
-    no lock."""
+    flags."""
     accepted: set[str] = set()
     for cls in tracker.__mro__:
         if "__init__" in vars(cls):
             accepted |= set(inspect.signature(cls.__init__).parameters)
-    options: dict[str, Any] = {"log_level": "error"}
+    options: dict[str, Any] = {"log_level": "error", "allow_multiple_runs": True}
     if "output_methods" in accepted:
         options["output_methods"] = []
     else:
         options.update(save_to_file=False, save_to_api=False, save_to_logger=False)
-    if "allow_multiple_runs" in accepted:
-        options["allow_multiple_runs"] = True
     return options
 
 

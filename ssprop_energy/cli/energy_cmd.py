@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..profilers import EnergyMeter, environment_meta
+from ..profilers.versions import driver_version, package_versions
 from ..store import atomic_write_csv
 from ._app import app, user_errors
 
@@ -49,12 +50,20 @@ def env(
     with meter:
         table = _sources_table(meter)
         environment = environment_meta(meter)
+        driver = driver_version(meter.hardware)
     console = Console()
     console.print(table)
     gpus = ", ".join(environment["gpus"]) or "none"
+    console.print(f"GPUs: {gpus}; CPU: {environment['cpu']}")
+    versions = package_versions()
     console.print(
-        f"GPUs: {gpus}; driver: {environment['driver'] or 'none'}; CPU: {environment['cpu']}"
+        "versions: "
+        + ", ".join(f"{v.name} {v.version or 'not installed'}" for v in versions)
+        + f"; NVIDIA driver {driver}"
     )
+    for v in versions:
+        if v.warning is not None:
+            console.print(f"warning: {v.warning}")
     console.print(
         f"carbon intensity ({meter.country}"
         f"{'/' + region if region else ''}): "

@@ -1,26 +1,33 @@
-"""CodeCarbon, offline: carbon intensity, its own tracker, and its CPU power model.
+"""CodeCarbon, offline: carbon intensity, its own tracker, and the CPU estimate.
 
 - ``carbon_intensity_g_per_kwh(country, region)`` is the intensity CodeCarbon's offline
   tracker uses (its bundled energy-mix data; regional data for USA/CAN/CHN and Nordic
   bidding zones), so our emissions for our own joules agree with CodeCarbon's.
 - ``CodeCarbonRun`` runs an ``OfflineEmissionsTracker`` (no network, no files, no lock file,
   quiet) beside the meter; its final ``EmissionsData`` is kept as a dict.
-- ``CodeCarbonCpu`` is CodeCarbon's CPU model (in CodeCarbon 3.x offline without RAPL:
-  ``TDP x (0.1 + 0.9 x load^3)`` from system CPU load, or a TDP constant), evaluated by our
-  sampler; its figures are labelled ``estimated``.
+- ``cpu_estimate()`` is the CPU power model used without RAPL, the same on every supported
+  CodeCarbon: ``TDP x (0.1 + 0.9 x load^3)`` (CodeCarbon 3.3's machine-wide load model)
+  from the whole machine's CPU load, with the TDP from CodeCarbon's CPU table, else
+  ``WATTS_PER_THREAD`` per logical CPU. Its figures are labelled ``estimated``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import logging
-from typing import Any
+import os
+from typing import Any, NamedTuple
+
+import psutil
 
 from .sources import EnergySource, PowerReading, SourceInfo, UnavailableSource
 
 JOULES_PER_KWH = 3.6e6
-ESTIMATE_MODES = ("cpu_load", "constant")
-"""CodeCarbon CPU modes that are models, not measurements (RAPL modes are measurements)."""
+WATTS_PER_THREAD = 4.0
+"""TDP per logical CPU for a CPU missing from CodeCarbon's table (CodeCarbon 3.x's default)."""
+LOAD_MODEL = "TDP x (0.1 + 0.9 x load^3)"
 
 
 def _quiet_codecarbon() -> None:
@@ -54,16 +61,106 @@ def emissions_kg(energy_j: float, intensity_g_per_kwh: float) -> float:
     return energy_j / JOULES_PER_KWH * intensity_g_per_kwh / 1000.0
 
 
-class CodeCarbonCpu(EnergySource):
-    """CodeCarbon's CPU power model, as an ``estimated`` power source."""
+def cpu_load_power_w(tdp_w: float, load: float) -> float:
+    """The CPU estimate's power in watts at a machine-wide CPU ``load`` in [0, 1]."""
+    return tdp_w * (0.1 + 0.9 * load**3)
 
-    def __init__(self, hardware_cpu: Any, description: str) -> None:
-        self.cpu = hardware_cpu
-        self.info = SourceInfo(name="cpu", provenance="estimated", reason=None, device=description)
-        self.sample()  # primes the CPU-load baseline (CodeCarbon sleeps 50 ms once)
+
+class CpuTdp(NamedTuple):
+    """The CPU as CodeCarbon names it, its TDP in watts, and where the TDP comes from."""
+
+    model: str
+    tdp_w: float
+    basis: str
+
+
+@functools.cache
+def codecarbon_tdp() -> CpuTdp:
+    """The CPU's TDP from CodeCarbon's CPU table, else ``WATTS_PER_THREAD`` per logical CPU.
+
+    CodeCarbon has no public call for the table alone: its ``TDP`` object gives the model,
+    and ``TDP._get_cpu_power_from_registry`` (private; in every supported CodeCarbon)
+    the table's entry. Its public ``TDP.tdp`` is not used, because it falls back differently
+    by version (none in 2.x, 4 W per thread in 3.x). Cached: CPU detection takes ~2 s."""
+    _quiet_codecarbon()
+    from codecarbon.core.cpu import TDP
+
+    if not callable(getattr(TDP, "_get_cpu_power_from_registry", None)):
+        raise RuntimeError(
+            "this CodeCarbon has no TDP._get_cpu_power_from_registry (CodeCarbon 2.7.1 to 3.3.2 "
+            "have it), so its CPU table cannot be read"
+        )
+    detected = TDP()
+    model = detected.model if detected.model and detected.model != "Unknown" else None
+    table_w = detected._get_cpu_power_from_registry(model) if model else None
+    if model and table_w:
+        return CpuTdp(model, float(table_w), "CodeCarbon's CPU table")
+    threads = os.cpu_count() or 1
+    why = "not in CodeCarbon's CPU table" if model else "CPU model not detected"
+    return CpuTdp(
+        model or "unknown CPU",
+        WATTS_PER_THREAD * threads,
+        f"{WATTS_PER_THREAD:g} W x {threads} logical CPUs: {why}",
+    )
+
+
+class SystemLoad:
+    """The whole machine's CPU load (0 to 1) between successive calls, from CPU times."""
+
+    def __init__(self) -> None:
+        self.last = self._busy_total()
+        self.load = 0.0
+
+    @staticmethod
+    def _busy_total() -> tuple[float, float]:
+        times = psutil.cpu_times()
+        # on Linux, guest time is already counted in user and nice time
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        return total - times.idle - getattr(times, "iowait", 0.0), total
+
+    def __call__(self) -> float:
+        (busy, total), (last_busy, last_total) = self._busy_total(), self.last
+        if total > last_total:
+            self.load = min(max((busy - last_busy) / (total - last_total), 0.0), 1.0)
+            self.last = (busy, total)
+        return self.load
+
+
+class CpuLoadEstimate(EnergySource):
+    """The CPU estimate as an ``estimated`` power source (see the module docstring)."""
+
+    def __init__(self, tdp: CpuTdp) -> None:
+        self.tdp_w = tdp.tdp_w
+        self.load = SystemLoad()
+        device = f"{tdp.model}, {LOAD_MODEL}, TDP {tdp.tdp_w:g} W ({tdp.basis})"
+        self.info = SourceInfo(name="cpu", provenance="estimated", reason=None, device=device)
 
     def sample(self) -> PowerReading:
-        return PowerReading(power_w=float(self.cpu._get_power_from_cpus().W))
+        return PowerReading(power_w=cpu_load_power_w(self.tdp_w, self.load()))
+
+
+def cpu_estimate() -> EnergySource:
+    """The CPU estimate, or an ``unavailable`` source saying why there is none."""
+    try:
+        return CpuLoadEstimate(codecarbon_tdp())
+    except Exception as exc:  # internals of another package: never crash on them
+        return UnavailableSource("cpu", f"cannot use CodeCarbon's CPU table: {exc}")
+
+
+def _tracker_options(tracker: type) -> dict[str, Any]:
+    """Quiet, no output, no lock file, in what this CodeCarbon's tracker accepts: CodeCarbon
+    3.3 has ``output_methods`` (empty: no file, API, logger...), older ones ``save_to_*``
+    flags."""
+    accepted: set[str] = set()
+    for cls in tracker.__mro__:
+        if "__init__" in vars(cls):
+            accepted |= set(inspect.signature(cls.__init__).parameters)
+    options: dict[str, Any] = {"log_level": "error", "allow_multiple_runs": True}
+    if "output_methods" in accepted:
+        options["output_methods"] = []
+    else:
+        options.update(save_to_file=False, save_to_api=False, save_to_logger=False)
+    return options
 
 
 class CodeCarbonRun:
@@ -80,45 +177,19 @@ class CodeCarbonRun:
         _quiet_codecarbon()
         from codecarbon import OfflineEmissionsTracker
 
-        kwargs: dict[str, Any] = {"region": self.region} if self.region else {}
+        options = _tracker_options(OfflineEmissionsTracker)
+        if self.region:
+            options["region"] = self.region
         try:
-            from codecarbon.output_methods.base_output import OutputMethod  # noqa: F401
-
-            kwargs["output_methods"] = []  # CodeCarbon >= 3.3: no file, API, logger, ...
-        except ImportError:
-            kwargs.update(save_to_file=False, save_to_api=False, save_to_logger=False)
-        try:
-            self.tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country,
-                log_level="error",
-                allow_multiple_runs=True,
-                **kwargs,
-            )
+            self.tracker = OfflineEmissionsTracker(country_iso_code=self.country, **options)
             self.tracker.start()
         except Exception as exc:  # CodeCarbon failing must not stop a training run
             self.error = f"CodeCarbon could not start: {exc}"
             self.tracker = None
 
     def cpu_source(self) -> EnergySource:
-        """CodeCarbon's CPU model as a source, or why there is none."""
-        if self.tracker is None:
-            return UnavailableSource("cpu", self.error or "CodeCarbon disabled")
-        try:
-            from codecarbon.external.hardware import CPU
-
-            tracked = [h for h in self.tracker._hardware if isinstance(h, CPU)]
-            if not tracked:
-                return UnavailableSource("cpu", "CodeCarbon found no CPU model")
-            cpu = tracked[0]
-            if cpu._mode not in ESTIMATE_MODES:
-                return UnavailableSource(
-                    "cpu", f"CodeCarbon measures the CPU by {cpu._mode}, which we cannot read"
-                )
-            own = CPU.from_utils(".", cpu._mode, cpu._model, cpu._tdp, tracking_mode="machine")
-            description = f"{cpu._model}, CodeCarbon {cpu._mode} model, TDP {cpu._tdp} W"
-            return CodeCarbonCpu(own, description)
-        except Exception as exc:  # internals of another package: never crash on them
-            return UnavailableSource("cpu", f"cannot use CodeCarbon's CPU model: {exc}")
+        """The CPU estimate (:func:`cpu_estimate`), which needs CodeCarbon but not its tracker."""
+        return cpu_estimate()
 
     def stop(self) -> None:
         if self.tracker is None:

@@ -3,7 +3,8 @@
 - :func:`find_gpus`: one source per selected CUDA-visible GPU, with the driver version; no
   pynvml, driver or GPU gives one ``gpu`` :class:`UnavailableSource` saying why.
 - :func:`find_cpu`: ``cpu`` and RAPL's ``dram``. The CPU falls back in this order: RAPL
-  (``measured``), else CodeCarbon's CPU model (``estimated``) where the mode allows it, else
+  (``measured``), else the CPU estimate (``estimated``, see ``carbon``) where the mode allows
+  it, else
   an ``unavailable`` source whose reason lists why each step failed.
 - :func:`discover`: both, as one :class:`Hardware` (GPUs first, then ``cpu``, ``dram``).
 
@@ -27,7 +28,7 @@ from .sources import EnergySource, UnavailableSource
 GpuSelection = str | list[int] | None
 """``"auto"`` (every CUDA-visible GPU), a list of CUDA indices, or None (no GPU source)."""
 CpuMode = Literal["auto", "rapl", "codecarbon"]
-"""``auto``: RAPL, else CodeCarbon's model; ``rapl`` or ``codecarbon``: that one only."""
+"""``auto``: RAPL, else the CPU estimate; ``rapl`` or ``codecarbon``: that one only."""
 
 
 @dataclass
@@ -69,7 +70,7 @@ def find_cpu(
 ) -> list[EnergySource]:
     """``[cpu, dram]`` (``dram`` only where RAPL was tried), or ``[]`` for ``cpu=None``.
 
-    ``carbon`` is a started CodeCarbon run whose CPU model is the fall-back (None: none)."""
+    ``carbon``: a started CodeCarbon run; with it, the CPU estimate is the fall-back."""
     if cpu is None:
         return []
     rapl = rapl_sources(powercap_root) if cpu != "codecarbon" else {}
@@ -86,7 +87,7 @@ def find_cpu(
             estimate = carbon.cpu_source()
             if estimate.info.provenance != UNAVAILABLE:
                 return [estimate, *dram]
-            reasons.append(estimate.info.reason or "no CodeCarbon CPU model")
+            reasons.append(estimate.info.reason or "no CPU estimate")
     return [UnavailableSource("cpu", "; ".join(reasons)), *dram]
 
 

@@ -70,7 +70,7 @@ class EnergyMeter:
     """Energy per named window for every GPU, the CPU and DRAM, with emissions.
 
     ``gpus``: ``"auto"`` (all CUDA-visible GPUs), a list of CUDA indices, or None.
-    ``cpu``: ``"auto"`` (RAPL, else CodeCarbon's model), ``"rapl"``, ``"codecarbon"`` or None.
+    ``cpu``: ``"auto"`` (RAPL, else the CPU estimate), ``"rapl"``, ``"codecarbon"`` or None.
     ``codecarbon``: run CodeCarbon's offline tracker beside the meter (its output is kept in
     ``codecarbon_result``). ``country``/``region``: for the carbon intensity.
     ``interval_s``: the sampler's period; ``split_span_s``: the counter history it keeps for

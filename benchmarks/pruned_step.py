@@ -7,7 +7,8 @@ inference batches (eval mode, no grad, batch 1 and 64) round-robin, so drifts of
 machine hit all three alike, and prints each time ratio (median of the per-round ratios,
 with the 10th-90th percentile of those ratios) beside the analytic FLOP ratio.
 
-    python benchmarks/pruned_step.py [--rounds 30] [--batch 64]
+    python benchmarks/pruned_step.py [--rounds 30] [--batch 64] [--width 16] [--size 16]
+                                     [--level channel|block]
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from ssprop_energy.pruning import add_gates, gates, prune_gated
 
 
 def half_open(model: nn.Module) -> None:
-    """Every gate's consensus keeps every other unit."""
-    for gate in gates(model).values():
-        gate.open_fraction.copy_((torch.arange(gate.units) % 2 == 0).float())
+    """Every gate's consensus keeps every other unit (block gates: every other block)."""
+    for i, gate in enumerate(gates(model).values()):
+        first = 0 if gate.units > 1 else i
+        gate.open_fraction.copy_(((torch.arange(gate.units) + first) % 2 == 0).float())
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -76,14 +78,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--size", type=int, default=16)
+    parser.add_argument("--level", choices=("channel", "block"), default="channel")
     args = parser.parse_args()
     torch.manual_seed(0)
-    dense = build_model("resnet18", in_channels=1, width=16)
-    gated = add_gates(build_model("resnet18", in_channels=1, width=16), target_keep=0.5)
+    dense = build_model("resnet18", in_channels=1, width=args.width)
+    gated = add_gates(
+        build_model("resnet18", in_channels=1, width=args.width), target_keep=0.5, level=args.level
+    )
     half_open(gated)
     pruned = prune_gated(gated)
     models = {"dense": dense, "gated": gated, "pruned": pruned}
-    shape = (args.batch, 1, 16, 16)
+    shape = (args.batch, 1, args.size, args.size)
     x, y = torch.randn(shape), torch.randint(0, 10, (args.batch,))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {shape}")
     flops = {k: count_flops(m, shape) for k, m in models.items()}

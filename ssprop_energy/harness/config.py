@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,6 +76,25 @@ class EnergyConfig(_Section):
     idle_s: float = Field(2.0, ge=0.0)
 
 
+TRAIN_BATCH = "train"
+"""In ``inference.batch_sizes``: the run's training batch size (``data.batch_size``)."""
+
+
+class InferenceConfig(_Section):
+    """The inference cost of every finished run's final model (not part of the run id)."""
+
+    enabled: bool = True
+    samples: int = Field(1000, ge=1)
+    batch_sizes: list[Annotated[int, Field(ge=1)] | Literal["train"]] = Field(
+        default_factory=lambda: [1, TRAIN_BATCH], min_length=1
+    )
+
+    def resolve(self, train_batch: int) -> list[int]:
+        """The batch sizes to measure, ``train`` replaced by ``train_batch``, each once."""
+        sizes = [train_batch if b == TRAIN_BATCH else int(b) for b in self.batch_sizes]
+        return list(dict.fromkeys(sizes))
+
+
 SWEEP_ALIASES = {"batch_size": "data.batch_size"}
 
 
@@ -91,6 +110,7 @@ class ProfileConfig(_Section):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
     stop_at_target: bool = False
     save_weights: bool = False

@@ -21,6 +21,7 @@ from ..tasks import Batch
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .epoch import EpochAccumulator
+from .inference import measure_inference
 from .runs import RunSpec
 
 
@@ -214,16 +215,43 @@ def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: i
     return meta.stopped_at_target
 
 
+def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
+    """Record the stored epochs of a resumed run in ``meta``; True when the run had already
+    stopped at its target (it was interrupted after training, while measuring inference)."""
+    stop = False
+    for done, (_, row) in enumerate(epochs.iterrows(), 1):
+        stop = _end_epoch(meta, spec, row.to_dict(), done)
+    return stop
+
+
+def _measure_inference(spec: RunSpec, ctx: RunContext, meter: EnergyMeter, store: RunStore) -> None:
+    """The final model's inference cost, written to inference.csv (docs/store.md)."""
+    if spec.inference.enabled:
+        frame = measure_inference(
+            ctx.model,
+            ctx.data,
+            ctx.device,
+            spec.inference.resolve(spec.data.batch_size),
+            spec.inference.samples,
+            meter=meter,
+            autocast=lambda: _autocast(ctx, spec),
+        )
+        store.write_inference(frame)
+
+
 def run_training(
     spec: RunSpec,
     run_dir: Path,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
-    """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes.
+    """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes,
+    then measure the final model's inference cost (inference.csv) before the run is
+    ``finished`` and its checkpoint removed.
 
-    KeyboardInterrupt marks the run ``interrupted`` (finished epochs are kept) and is
-    re-raised; a NaN loss marks it ``diverged``.
+    KeyboardInterrupt marks the run ``interrupted`` (finished epochs are kept; interrupted
+    while measuring inference, it resumes with no epoch left to train) and is re-raised; a
+    NaN loss marks it ``diverged``.
     """
     store = RunStore(run_dir)
     ctx = build_run(spec, init_from=init_weights(spec, run_dir))
@@ -231,6 +259,8 @@ def run_training(
     start_epoch, epochs = _resume(store, checkpoint, ctx)
     meter = _meter(spec, ctx)
     meta = _run_meta(spec, ctx, len(epochs))
+    if _replay_epochs(meta, spec, epochs):
+        start_epoch = spec.train.epochs
     status: Status = "running"
     error = None
     warm_up(ctx, spec)
@@ -252,6 +282,8 @@ def run_training(
                     on_epoch(row)
                 if stop:
                     break
+            ctx.model = ctx.method.finalize(ctx.model)
+            _measure_inference(spec, ctx, meter, store)
             status = "finished"
         except RunDiverged as exc:
             status, error = "diverged", str(exc)
@@ -267,9 +299,8 @@ def run_training(
             store.write_power(meter.trace())
             store.write_meta(meta)
     if status == "finished":
-        model = ctx.method.finalize(ctx.model)
         if spec.save_weights:
-            state = model.state_dict()
+            state = ctx.model.state_dict()
             atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
         checkpoint.unlink(missing_ok=True)
     last = epochs.iloc[-1] if not epochs.empty else None

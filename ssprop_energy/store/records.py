@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
-from .schema import EPOCHS, META, POWER, RunMeta
+from .schema import EPOCHS, GATES, INFERENCE, META, POWER, RunMeta
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -28,12 +28,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 @dataclass
 class RunRecord:
-    """One run folder as stored: its meta.json, epoch rows and power trace."""
+    """One run folder as stored: its meta.json, epoch rows, power trace, and where present
+    the final model's inference cost and the gated layers' states (empty when absent)."""
 
     path: Path
     meta: dict[str, Any]
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    inference: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def run_id(self) -> str:
@@ -63,6 +66,8 @@ def load_run(run_dir: Path | str) -> RunRecord:
         meta=read_meta(run_dir),
         epochs=_read_csv(run_dir / EPOCHS),
         power=_read_csv(run_dir / POWER),
+        inference=_read_csv(run_dir / INFERENCE),
+        gates=_read_csv(run_dir / GATES),
     )
 
 
@@ -89,7 +94,8 @@ def load_sweep(sweep_dir: Path | str) -> list[RunRecord]:
 
 
 class RunStore:
-    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv."""
+    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv,
+    inference.csv."""
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
@@ -114,3 +120,6 @@ class RunStore:
 
     def write_power(self, trace: pd.DataFrame) -> None:
         atomic_write_csv(self.path / POWER, trace)
+
+    def write_inference(self, inference: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / INFERENCE, inference)

@@ -12,6 +12,8 @@ EPOCHS = "epochs.csv"
 POWER = "power.csv"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
+INFERENCE = "inference.csv"
+GATES = "gates.csv"
 
 Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
 FINISHED: Status = "finished"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,9 +85,20 @@ class InferenceConfig(_Section):
 
     enabled: bool = True
     samples: int = Field(1000, ge=1)
-    batch_sizes: list[Annotated[int, Field(ge=1)] | Literal["train"]] = Field(
+    batch_sizes: list[int | Literal["train"]] = Field(
         default_factory=lambda: [1, TRAIN_BATCH], min_length=1
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_sizes(cls, raw: Any) -> Any:
+        sizes = raw.get("batch_sizes") if isinstance(raw, dict) else None
+        for i, size in enumerate(sizes if isinstance(sizes, list) else []):
+            if size != TRAIN_BATCH and (type(size) is not int or size < 1):
+                raise ValueError(
+                    f"batch_sizes[{i}]: must be a positive integer or {TRAIN_BATCH!r}, got {size!r}"
+                )
+        return raw
 
     def resolve(self, train_batch: int) -> list[int]:
         """The batch sizes to measure, ``train`` replaced by ``train_batch``, each once."""

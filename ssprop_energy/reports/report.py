@@ -239,6 +239,12 @@ def _notes(summary: pd.DataFrame, methods: pd.DataFrame, setups: pd.DataFrame) -
         notes.append(
             f"excluded from means: {run['run']} ({run['status']}, {run['epochs_done']} epochs)"
         )
+    if summary["params"].notna().any():
+        unmeasured = summary[(summary["status"] == FINISHED) & summary["params"].isna()]
+        notes += [
+            f"{run}: no inference.csv, so its method's inference means are empty"
+            for run in unmeasured["run"]
+        ]
     missing = summary[summary["comparison_note"].str.startswith("no ")]
     notes += [f"{r['run']}: {r['comparison_note']}" for _, r in missing.iterrows()]
     for table, name in ((summary, "summary"), (methods, "methods"), (setups, "setups")):

@@ -220,8 +220,10 @@ def _identity(record: RunRecord, run: str) -> dict[str, Any]:
 
 
 def _with_identity(record: RunRecord, run: str, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the run's identity columns first, then ``run_id``."""
     identity = _identity(record, run)
     table = table.drop(columns=[c for c in identity if c in table])
+    table.insert(0, "run_id", table.pop("run_id"))
     for position, (name, value) in enumerate(identity.items()):
         table.insert(position, name, value)
     return table
@@ -232,7 +234,7 @@ def tidy_inference(record: RunRecord, run: str) -> pd.DataFrame:
     if record.inference.empty:
         return record.inference
     _check_columns(record, INFERENCE, record.inference, INFERENCE_COLUMNS)
-    return _with_identity(record, run, record.inference.copy())
+    return _with_identity(record, run, record.inference.assign(run_id=record.run_id))
 
 
 def tidy_gates(record: RunRecord, run: str) -> pd.DataFrame:
@@ -240,7 +242,7 @@ def tidy_gates(record: RunRecord, run: str) -> pd.DataFrame:
     if record.gates.empty:
         return record.gates
     _check_columns(record, GATES, record.gates, GATE_COLUMNS)
-    return _with_identity(record, run, record.gates.copy())
+    return _with_identity(record, run, record.gates.assign(run_id=record.run_id))
 
 
 def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
@@ -248,8 +250,8 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     epochs = record.epochs.copy()
     if epochs.empty:
         return epochs
-    run_id = epochs.pop("run_id") if "run_id" in epochs else record.run_id
-    epochs.insert(0, "run_id", run_id)
+    if "run_id" not in epochs:
+        epochs["run_id"] = record.run_id
     epochs = _with_identity(record, run, epochs)
     sources = [c for c in epochs.columns if c.startswith("provenance_")]
     try:

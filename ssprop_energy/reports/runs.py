@@ -173,7 +173,9 @@ def _train_batch(meta: dict[str, Any]) -> int | None:
     return int(size) if isinstance(size, int | float) else None
 
 
-def _check_columns(record: RunRecord, file: str, table: pd.DataFrame, needed: Any) -> None:
+def _check_columns(
+    record: RunRecord, file: str, table: pd.DataFrame, needed: tuple[str, ...]
+) -> None:
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise UserError(f"{record.path / file}: missing column {missing[0]!r}")

@@ -154,6 +154,12 @@ RUN_COLUMNS = (
     "inference_latency_ms_btrain",
     "inference_energy_j_per_1000_btrain",
     "provenance_inference_btrain",
+    "params_saving_pct",
+    "inference_flops_saving_pct",
+    "inference_energy_saving_pct_b1",
+    "provenance_inference_energy_saving_b1",
+    "inference_energy_saving_pct_btrain",
+    "provenance_inference_energy_saving_btrain",
 )
 METHOD_KEYS = ("method_label", "model", "dataset", "setup", "n_runs", "n_finished", "excluded")
 METHOD_METRICS = (
@@ -201,6 +207,12 @@ SIDE_BY_SIDE_METRICS = (
             "provenance_inference",
         )
     ),
+    "params_saving_pct",
+    "inference_flops_saving_pct",
+    "inference_energy_saving_pct_b1",
+    "provenance_inference_energy_saving_b1",
+    "inference_energy_saving_pct_btrain",
+    "provenance_inference_energy_saving_btrain",
 )
 SETUP_KEYS = (
     "method_label",
@@ -264,7 +276,8 @@ def _tables(report: Report) -> str:
                 "methods.csv: training (accuracy, FLOPs, time, energy, CO2) and the final "
                 "model's inference (parameters, forward FLOPs per sample, latency per batch, "
                 "time and energy per 1,000 samples; _b1: at batch 1, _btrain: at the training "
-                "batch size) side by side, mean ± std over finished runs",
+                "batch size; savings against the baseline at the same seed and setup) side by "
+                "side, mean ± std over finished runs",
             )
         )
     parts.append(

@@ -104,6 +104,11 @@ def _beside(columns: list[str]) -> list[str]:
         if c.startswith("provenance_")
     }
     labels |= {"provenance": "energy_j", "provenance_energy_saving": "energy_saving_pct"}
+    for batch in ("b1", "btrain"):
+        labels[f"provenance_inference_{batch}"] = f"inference_energy_j_per_1000_{batch}"
+        labels[f"provenance_inference_energy_saving_{batch}"] = (
+            f"inference_energy_saving_pct_{batch}"
+        )
     ordered = list(columns)
     for label, energy in labels.items():
         anchor = next((a for a in (f"{energy}_std", energy) if a in ordered), None)

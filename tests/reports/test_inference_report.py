@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_store import green_store, two_method_store
+from report_store import green_store, two_method_store, write_inference
 from test_html import Tables
 
 from ssprop_energy.errors import UserError
@@ -158,3 +158,28 @@ def test_a_damaged_gates_file_is_one_error_naming_it(tmp_path: Path) -> None:
     pd.read_csv(path).drop(columns="kept").to_csv(path, index=False)
     with pytest.raises(UserError, match=r"gates\.csv: missing column 'kept'"):
         build_report([sweep])
+
+
+def test_inference_savings_against_the_baseline_at_the_same_seed(tmp_path: Path) -> None:
+    runs = build_report([green_store(tmp_path)]).runs.set_index("run_id")
+    gated = runs.loc["gated1"]
+    assert gated["baseline_run"] == "dense seed=1"
+    assert gated["params_saving_pct"] == pytest.approx(48.0)  # 5,200 of 10,000
+    assert gated["inference_flops_saving_pct"] == pytest.approx(45.0)  # 1.1e6 of 2e6
+    assert gated["inference_energy_saving_pct_b1"] == pytest.approx((31 - 16) / 31 * 100)
+    assert gated["inference_energy_saving_pct_btrain"] == pytest.approx((31 - 16) / 31 * 100)
+    assert gated["provenance_inference_energy_saving_b1"] == "estimated"
+    columns = list(runs.columns)
+    saving = columns.index("inference_energy_saving_pct_b1")
+    assert columns[saving + 1] == "provenance_inference_energy_saving_b1"
+
+
+def test_no_inference_saving_when_one_side_has_no_figure(tmp_path: Path) -> None:
+    sweep = two_method_store(tmp_path / "runs")
+    write_inference(sweep / "ssprop0", 100, 1000, 1.0, 5.0)
+    report = build_report([sweep])
+    ssprop = report.runs.set_index("run_id").loc["ssprop0"]
+    assert ssprop["comparison_note"] == "compared" and ssprop["energy_saving_pct"] > 0
+    assert math.isnan(ssprop["inference_energy_saving_pct_b1"])
+    assert ssprop["provenance_inference_energy_saving_b1"] == ""
+    assert not any(" vs " in note for note in report.notes)  # no provenance flag either

@@ -11,7 +11,9 @@ import torch
 from harness_configs import tiny_config, write_config
 from profiler_fakes import write_zone
 from torch import nn
+from typer.testing import CliRunner
 
+from ssprop_energy.cli import app
 from ssprop_energy.data import Dataset
 from ssprop_energy.errors import UserError
 from ssprop_energy.flops import count_flops
@@ -135,23 +137,34 @@ def test_inference_is_off_when_disabled_and_never_changes_run_ids(tmp_path: Path
     assert not list((tmp_path / "runs" / "tiny").glob(f"*/{INFERENCE}"))
 
 
-@pytest.mark.parametrize("stop_at_target", [False, True])
-def test_a_run_interrupted_while_measuring_inference_resumes_without_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_at_target: bool
+@pytest.mark.parametrize(
+    ("stop_at_target", "error", "status"),
+    [
+        (False, KeyboardInterrupt, "interrupted"),
+        (True, KeyboardInterrupt, "interrupted"),
+        (False, RuntimeError, "failed"),
+    ],
+)
+def test_a_run_stopped_while_measuring_inference_resumes_without_training(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stop_at_target: bool,
+    error: type[BaseException],
+    status: str,
 ) -> None:
     overrides = {"target_accuracy": 0.01, "stop_at_target": True} if stop_at_target else {}
     cfg = parse_config(
         tiny_config(tmp_path, methods=[{"name": "dense"}], inference={"samples": 16}, **overrides)
     )
 
-    def interrupt(*args: object, **kwargs: object) -> pd.DataFrame:
-        raise KeyboardInterrupt
+    def stop(*args: object, **kwargs: object) -> pd.DataFrame:
+        raise error
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "measure_inference", interrupt)
-        assert run_sweep(cfg).interrupted
+        patch.setattr(trainer, "measure_inference", stop)
+        run_sweep(cfg)
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert run.status == "interrupted" and run.inference.empty
+    assert run.status == status and run.inference.empty
     assert (run.path / "checkpoint.pt").is_file()
     trained = run.epochs
     assert len(trained) == (1 if stop_at_target else 2)
@@ -184,3 +197,14 @@ def test_bad_inference_sections_are_one_line(tmp_path: Path, section: dict, mess
         load_config(path)
     assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_profile_command_reports_training_and_inference_side_by_side(tmp_path: Path) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}])
+    result = CliRunner().invoke(app, ["profile", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    sweep = tmp_path / "runs" / "tiny"
+    assert pd.read_csv(sweep / INFERENCE)["batch_size"].tolist() == [1, 16]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary["inference_latency_ms_btrain"].gt(0).all()
+    assert "side by side" in (sweep / "report.html").read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ from .flops import (
     training_flops,
 )
 from .harness.config import ProfileConfig, load_config
+from .harness.inference import measure_inference
 from .harness.runner import dry_run_table, run_sweep
 from .methods import Method, MethodConfig, register_method
 from .models import build_model
@@ -71,6 +72,7 @@ __all__ = [
     "kept_channels",
     "load_config",
     "load_sweep",
+    "measure_inference",
     "register_flop_formula",
     "register_method",
     "register_task",

@@ -76,6 +76,36 @@ class EnergyConfig(_Section):
     idle_s: float = Field(2.0, ge=0.0)
 
 
+TRAIN_BATCH = "train"
+"""In ``inference.batch_sizes``: the run's training batch size (``data.batch_size``)."""
+
+
+class InferenceConfig(_Section):
+    """The inference cost of every finished run's final model (not part of the run id)."""
+
+    enabled: bool = True
+    samples: int = Field(1000, ge=1)
+    batch_sizes: list[int | Literal["train"]] = Field(
+        default_factory=lambda: [1, TRAIN_BATCH], min_length=1
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_sizes(cls, raw: Any) -> Any:
+        sizes = raw.get("batch_sizes") if isinstance(raw, dict) else None
+        for i, size in enumerate(sizes if isinstance(sizes, list) else []):
+            if size != TRAIN_BATCH and (type(size) is not int or size < 1):
+                raise ValueError(
+                    f"batch_sizes[{i}]: must be a positive integer or {TRAIN_BATCH!r}, got {size!r}"
+                )
+        return raw
+
+    def resolve(self, train_batch: int) -> list[int]:
+        """The batch sizes to measure, ``train`` replaced by ``train_batch``, each once."""
+        sizes = [train_batch if b == TRAIN_BATCH else int(b) for b in self.batch_sizes]
+        return list(dict.fromkeys(sizes))
+
+
 SWEEP_ALIASES = {"batch_size": "data.batch_size"}
 
 
@@ -91,6 +121,7 @@ class ProfileConfig(_Section):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
     stop_at_target: bool = False
     save_weights: bool = False

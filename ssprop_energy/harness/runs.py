@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from ..tasks import TaskConfig
 from .config import (
     SWEEP_ALIASES,
     EnergyConfig,
+    InferenceConfig,
     ModelConfig,
     ProfileConfig,
     TrainConfig,
@@ -26,7 +27,8 @@ from .config import (
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run needs; ``run_id`` hashes all of it but the output folder."""
+    """Everything one run needs; ``run_id`` hashes all of it but the output folder and the
+    inference measurement (which does not change training)."""
 
     sweep: str
     method: MethodConfig
@@ -41,6 +43,7 @@ class RunSpec:
     stop_at_target: bool
     save_weights: bool
     init_run: str | None = None  # the run whose final weights this one starts from
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     @property
     def label(self) -> str:
@@ -125,6 +128,7 @@ def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
                     stop_at_target=cfg.stop_at_target,
                     save_weights=cfg.save_weights or label in sources,
                     init_run=by_label[method.init_from].run_id if method.init_from else None,
+                    inference=cfg.inference,
                 )
                 by_label[label] = spec
                 runs.append(spec)

@@ -32,6 +32,7 @@ from ..tasks import Batch, build_task
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .epoch import EpochAccumulator
+from .inference import measure_inference
 from .runs import RunSpec
 
 
@@ -240,18 +241,45 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
+    """Record the stored epochs of a resumed run in ``meta``; True when the run had already
+    stopped at its target (it was interrupted after training, while measuring inference)."""
+    stop = False
+    for done, (_, row) in enumerate(epochs.iterrows(), 1):
+        stop = _end_epoch(meta, spec, row.to_dict(), done)
+    return stop
+
+
+def _measure_inference(spec: RunSpec, ctx: RunContext, meter: EnergyMeter, store: RunStore) -> None:
+    """The final model's inference cost, written to inference.csv (docs/store.md)."""
+    if spec.inference.enabled:
+        frame = measure_inference(
+            ctx.model,
+            ctx.data,
+            ctx.device,
+            spec.inference.resolve(spec.data.batch_size),
+            spec.inference.samples,
+            meter=meter,
+            autocast=lambda: _autocast(ctx, spec),
+        )
+        store.write_inference(frame)
+
+
 def run_training(
     spec: RunSpec,
     run_dir: Path,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
-    """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes.
+    """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes,
+    then measure the final model's inference cost (inference.csv) before the run is
+    ``finished`` and its checkpoint removed.
 
     However the run ends, meta.json says how, its ``epochs_done`` counts the rows of
     epochs.csv, and no temporary file stays behind: a NaN loss marks the run ``diverged``;
     KeyboardInterrupt (and the termination signals that raise it) ``interrupted``, and is
-    re-raised; any other exception ``failed``, with the error. A UserError is re-raised
+    re-raised (interrupted while measuring inference, the run resumes with no epoch left to
+    train); any other exception ``failed``, with the error. A UserError is re-raised
     after that: bad input met while the run is built leaves the stored run as it was, a
     later one (a write that failed) marks it ``failed``. A StoreConflict (another process
     writes the run) is re-raised and leaves the run to that process.
@@ -275,6 +303,8 @@ def run_training(
             raise
         start_epoch, epochs = _resume(store, checkpoint, ctx)
         meta.epochs_done = len(epochs)
+        if _replay_epochs(meta, spec, epochs):
+            start_epoch = spec.train.epochs
         meter = _meter(spec, ctx)
         warm_up(ctx, spec)
         t0 = time.perf_counter()
@@ -294,11 +324,12 @@ def run_training(
                     on_epoch(row)
                 if stop:
                     break
-        model = ctx.method.finalize(ctx.model)
-        for name, table in ctx.method.tables().items():
-            atomic_write_csv(run_dir / name, table)
+            ctx.model = ctx.method.finalize(ctx.model)
+            for name, table in ctx.method.tables().items():
+                atomic_write_csv(run_dir / name, table)
+            _measure_inference(spec, ctx, meter, store)
         if spec.save_weights:
-            state = model.state_dict()
+            state = ctx.model.state_dict()
             atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
         status = "finished"
     except RunDiverged as exc:

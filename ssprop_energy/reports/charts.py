@@ -34,6 +34,7 @@ STYLE = {
     "legend.fontsize": 7,
 }
 NOT_REACHED_COLOR = "#d9d9d9"
+BEFORE_PRUNING_COLOR = "#bdbdbd"
 SAVING_LABELS = {
     "flops_backward_saving_pct": "backward FLOPs",
     "flops_saving_pct": "total FLOPs",
@@ -293,6 +294,36 @@ def target_heatmaps(report: Report) -> Figure | None:
     return fig
 
 
+def kept_channels(report: Report) -> Figure | None:
+    """Per gated method, one bar group per layer: its units before pruning (grey) and the
+    units each run kept."""
+    gates = report.gates
+    if gates.empty:
+        return None
+    labels = list(dict.fromkeys(gates["method_label"]))
+    layers = max(gates.groupby("method_label")["layer"].nunique())
+    fig = Figure(figsize=(max(4.6, 0.45 * layers + 1.5), 3.0 * len(labels)), layout="constrained")
+    for ax, label in zip(fig.subplots(len(labels), 1, squeeze=False).flat, labels, strict=True):
+        rows = gates[gates["method_label"] == label]
+        names = list(dict.fromkeys(rows["layer"]))
+        runs = list(dict.fromkeys(rows["run"]))
+        x = np.arange(len(names))
+        width = 0.8 / (len(runs) + 1)
+        channels = rows.groupby("layer", sort=False)["channels"].max().reindex(names)
+        ax.bar(
+            x - 0.4 + width / 2, channels, width, color=BEFORE_PRUNING_COLOR, label="before pruning"
+        )
+        for i, (run, color) in enumerate(zip(runs, _colors(len(runs)), strict=True)):
+            layers_of_run = rows[rows["run"] == run].drop_duplicates("layer")
+            kept = layers_of_run.set_index("layer")["kept"].reindex(names)
+            ax.bar(x - 0.4 + width * (i + 1.5), kept, width, color=color, label=f"kept: {run}")
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("channels (or blocks)")
+        ax.set_title(label)
+        ax.legend(frameon=False)
+    return fig
+
+
 ChartMaker = Callable[[Report], Figure | None]
 CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
     (
@@ -336,6 +367,12 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
         "Energy to target over the sweep grid, one map per method",
         "setups.csv: setup_*, energy_j_to_target_mean, target_status",
         target_heatmaps,
+    ),
+    (
+        "gates",
+        "Channels kept per layer by the gated methods' runs",
+        "gates.csv: method_label, run, layer, channels, kept",
+        kept_channels,
     ),
 )
 

@@ -21,7 +21,17 @@ SAVINGS = {
     "energy_saving_pct": "energy_j",
     "energy_backward_saving_pct": "energy_j_backward",
     "emissions_saving_pct": "emissions_kg",
+    "params_saving_pct": "params",
+    "inference_flops_saving_pct": "inference_flops_per_sample",
+    "inference_energy_saving_pct_b1": "inference_energy_j_per_1000_b1",
+    "inference_energy_saving_pct_btrain": "inference_energy_j_per_1000_btrain",
 }
+ENERGY_SAVING_PROVENANCE = {
+    "provenance_energy_saving": "provenance",
+    "provenance_inference_energy_saving_b1": "provenance_inference_b1",
+    "provenance_inference_energy_saving_btrain": "provenance_inference_btrain",
+}
+"""The label of each energy saving: the run's and the baseline's labels of the figure."""
 CHANGES = {
     "accuracy_change_points": "final_accuracy",
     "best_accuracy_change_points": "best_accuracy",
@@ -31,7 +41,7 @@ COMPARISON_COLUMNS = (
     *SAVINGS,
     *CHANGES,
     "j_per_gflop_saved_backward",
-    "provenance_energy_saving",
+    *ENERGY_SAVING_PROVENANCE,
     "comparison_note",
 )
 
@@ -58,7 +68,7 @@ def _find_baseline(run: pd.Series, candidates: pd.DataFrame) -> pd.Series | None
 def _compare(run: pd.Series, base: pd.Series | None, baseline: str) -> dict[str, object]:
     row: dict[str, object] = {c: math.nan for c in COMPARISON_COLUMNS}
     row["baseline_run"] = "" if base is None else base["run"]
-    row["provenance_energy_saving"] = ""
+    row.update(dict.fromkeys(ENERGY_SAVING_PROVENANCE, ""))
     if run["is_baseline"]:
         row["comparison_note"] = "baseline"
     elif base is None:
@@ -77,7 +87,9 @@ def _compare(run: pd.Series, base: pd.Series | None, baseline: str) -> dict[str,
         saved_flops = base["flops_backward"] - run["flops_backward"]
         if saved_flops > 0:
             row["j_per_gflop_saved_backward"] = saved_j / saved_flops * 1e9
-        row["provenance_energy_saving"] = pairwise(run["provenance"], base["provenance"])
+        for name, column in ENERGY_SAVING_PROVENANCE.items():
+            labels = run.get(column, ""), base.get(column, "")
+            row[name] = pairwise(*labels) if all(labels) else ""
     return row
 
 

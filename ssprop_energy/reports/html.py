@@ -146,6 +146,20 @@ RUN_COLUMNS = (
     "target_status",
     "energy_j_to_target",
     "time_s_to_target",
+    "params",
+    "inference_flops_per_sample",
+    "inference_latency_ms_b1",
+    "inference_energy_j_per_1000_b1",
+    "provenance_inference_b1",
+    "inference_latency_ms_btrain",
+    "inference_energy_j_per_1000_btrain",
+    "provenance_inference_btrain",
+    "params_saving_pct",
+    "inference_flops_saving_pct",
+    "inference_energy_saving_pct_b1",
+    "provenance_inference_energy_saving_b1",
+    "inference_energy_saving_pct_btrain",
+    "provenance_inference_energy_saving_btrain",
 )
 METHOD_KEYS = ("method_label", "model", "dataset", "setup", "n_runs", "n_finished", "excluded")
 METHOD_METRICS = (
@@ -172,6 +186,33 @@ METHOD_METRICS = (
     "j_per_gflop_saved_backward",
     "energy_j_to_target",
     "time_s_to_target",
+)
+SIDE_BY_SIDE_KEYS = ("method_label", "model", "dataset", "setup", "n_finished")
+SIDE_BY_SIDE_METRICS = (
+    "final_accuracy",
+    "flops_total",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "emissions_kg",
+    "params",
+    "inference_flops_per_sample",
+    *(
+        f"{column}_{batch}"
+        for batch in ("b1", "btrain")
+        for column in (
+            "inference_latency_ms",
+            "inference_time_s_per_1000",
+            "inference_energy_j_per_1000",
+            "provenance_inference",
+        )
+    ),
+    "params_saving_pct",
+    "inference_flops_saving_pct",
+    "inference_energy_saving_pct_b1",
+    "provenance_inference_energy_saving_b1",
+    "inference_energy_saving_pct_btrain",
+    "provenance_inference_energy_saving_btrain",
 )
 SETUP_KEYS = (
     "method_label",
@@ -225,10 +266,25 @@ def _tables(report: Report) -> str:
             "methods.csv: per method and setup, mean ± std over finished runs "
             f"(savings against {report.baseline} at the same seed and setup)",
         ),
+    ]
+    if not report.inference.empty:
+        parts.append(
+            mean_std_table(
+                report.methods,
+                SIDE_BY_SIDE_KEYS,
+                SIDE_BY_SIDE_METRICS,
+                "methods.csv: training (accuracy, FLOPs, time, energy, CO2) and the final "
+                "model's inference (parameters, forward FLOPs per sample, latency per batch, "
+                "time and energy per 1,000 samples; _b1: at batch 1, _btrain: at the training "
+                "batch size; savings against the baseline at the same seed and setup) side by "
+                "side, mean ± std over finished runs",
+            )
+        )
+    parts.append(
         table(
             report.runs, _with_sources(RUN_COLUMNS, report.sources), "summary.csv: one row per run"
-        ),
-    ]
+        )
+    )
     if not report.setups.empty and (report.setups["target_status"] != "no_target").any():
         ranked = report.setups.sort_values(["method_label", "rank"], kind="stable")
         parts.append(

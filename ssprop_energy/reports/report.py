@@ -7,7 +7,7 @@ also from an interrupted sweep.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,15 @@ from ..provenance import is_mixed
 from ..store import FINISHED, NO_SETUP, RunRecord, load_sweep
 from .aggregate import SWEEP, method_table, setup_table
 from .compare import add_comparisons
-from .runs import match_key, phase_rows, sources_of, summarize_run, tidy_epochs
+from .runs import (
+    match_key,
+    phase_rows,
+    sources_of,
+    summarize_run,
+    tidy_epochs,
+    tidy_gates,
+    tidy_inference,
+)
 
 POWER_POINTS_PER_SERIES = 400
 """The power trace kept per run and source (evenly thinned) so a report stays small."""
@@ -45,6 +53,12 @@ class Report:
     """Distinct environments (GPU, driver, CPU, torch, ...) and the runs on each."""
     energy_sources: pd.DataFrame
     """Energy sources per distinct configuration: provenance, device, reason, idle power."""
+    inference: pd.DataFrame
+    """inference.csv: every run's final-model inference rows (one per batch size); empty
+    when no run has them."""
+    gates: pd.DataFrame
+    """gates.csv: every gated run's layers: channels and kept units; empty when no run has
+    them."""
     headline: str
     """The one-line answer: the method that saved the most energy against the baseline."""
     highlights: tuple[str, ...] = ()
@@ -106,6 +120,11 @@ def _beside(columns: list[str]) -> list[str]:
         if c.startswith("provenance_")
     }
     labels |= {"provenance": "energy_j", "provenance_energy_saving": "energy_saving_pct"}
+    for batch in ("b1", "btrain"):
+        labels[f"provenance_inference_{batch}"] = f"inference_energy_j_per_1000_{batch}"
+        labels[f"provenance_inference_energy_saving_{batch}"] = (
+            f"inference_energy_saving_pct_{batch}"
+        )
     ordered = list(columns)
     for label, energy in labels.items():
         anchor = next((a for a in (f"{energy}_std", energy) if a in ordered), None)
@@ -113,6 +132,14 @@ def _beside(columns: list[str]) -> list[str]:
             ordered.remove(label)
             ordered.insert(ordered.index(anchor) + 1, label)
     return ordered
+
+
+def _tidy(
+    rows_of: Callable[[RunRecord, str], pd.DataFrame], records: list[RunRecord], names: list[str]
+) -> pd.DataFrame:
+    """The rows ``rows_of`` gives for every run, one table (empty when no run has any)."""
+    frames = [rows_of(r, n) for r, n in zip(records, names, strict=True)]
+    return pd.concat([f for f in frames if not f.empty] or [pd.DataFrame()], ignore_index=True)
 
 
 def _target(records: list[RunRecord], target: float | None) -> tuple[float | None, list[str]]:
@@ -233,6 +260,12 @@ def _notes(summary: pd.DataFrame, methods: pd.DataFrame, setups: pd.DataFrame) -
         notes.append(
             f"excluded from means: {run['run']} ({run['status']}, {run['epochs_done']} epochs)"
         )
+    if summary["params"].notna().any():
+        unmeasured = summary[(summary["status"] == FINISHED) & summary["params"].isna()]
+        notes += [
+            f"{run}: no inference.csv, so its method's inference means are empty"
+            for run in unmeasured["run"]
+        ]
     missing = summary[summary["comparison_note"].str.startswith("no ")]
     notes += [f"{r['run']}: {r['comparison_note']}" for _, r in missing.iterrows()]
     for table, name in ((summary, "summary"), (methods, "methods"), (setups, "setups")):
@@ -271,10 +304,7 @@ def build_report(
     sources = tuple(dict.fromkeys(s for r in records for s in sources_of(r)))
     methods = method_table(summary)
     setups = setup_table(summary)
-    epoch_frames = [tidy_epochs(r, n) for r, n in zip(records, names, strict=True)]
-    epochs = pd.concat(
-        [f for f in epoch_frames if not f.empty] or [pd.DataFrame()], ignore_index=True
-    )
+    epochs = _tidy(tidy_epochs, records, names)
     lines = _headlines(methods, setups, baseline)
     notes += _run_notes(records, names) + _notes(summary, methods, setups)
     if not summary["is_baseline"].any():
@@ -289,6 +319,8 @@ def build_report(
         power=_power(records, names),
         environment=_environment(records, names),
         energy_sources=_energy_sources(records),
+        inference=_tidy(tidy_inference, records, names),
+        gates=_tidy(tidy_gates, records, names),
         headline=lines[0],
         highlights=tuple(lines),
         notes=tuple(notes),

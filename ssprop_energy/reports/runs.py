@@ -14,12 +14,17 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from ..provenance import UNAVAILABLE, combine, combine_sources
-from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, PHASES, RunRecord, setup_label
+from ..provenance import UNAVAILABLE, check, combine, combine_sources
+from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, GATES, INFERENCE, PHASES, RunRecord, setup_label
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
 TO_TARGET = ("energy_j", "time_s", "flops_total", "emissions_kg")
+INFERENCE_MEASURES = ("latency_ms", "time_s_per_1000", "energy_j_per_1000")
+"""inference.csv columns the summary shows at batch 1 (``_b1``) and the training batch size
+(``_btrain``), as ``inference_<measure>_<batch>``, with ``provenance_inference_<batch>``."""
+INFERENCE_COLUMNS = ("batch_size", "params", "flops_forward_per_sample", "provenance")
+GATE_COLUMNS = ("layer", "level", "channels", "kept", "open_fraction", "polarization")
 
 
 def sources_of(record: RunRecord) -> list[str]:
@@ -145,6 +150,7 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     idle_w = [float(idle[s]) for s in sources if s in idle and not math.isnan(row[f"energy_j_{s}"])]
     row["idle_power_w"] = sum(idle_w) if idle_w else math.nan
     row["energy_j_above_idle"] = row["energy_j"] - row["idle_power_w"] * row["time_s"]
+    row.update(_inference(record))
     row.update(_to_target(epochs, target, record.status))
     row["path"] = str(record.path)
     return row
@@ -161,13 +167,51 @@ def _mean_keep(epochs: pd.DataFrame) -> float:
     return float(keep.mean(skipna=False))
 
 
-def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
-    """The run's epoch rows with its identity and cumulative totals (rows of epochs.csv)."""
-    epochs = record.epochs.copy()
-    if epochs.empty:
-        return epochs
+def _train_batch(meta: dict[str, Any]) -> int | None:
+    """The run's training batch size (``run_config.data.batch_size``), None when absent."""
+    data = (meta.get("run_config") or {}).get("data") or {}
+    size = data.get("batch_size") if isinstance(data, dict) else None
+    return int(size) if isinstance(size, int | float) else None
+
+
+def _check_columns(
+    record: RunRecord, file: str, table: pd.DataFrame, needed: tuple[str, ...]
+) -> None:
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise UserError(f"{record.path / file}: missing column {missing[0]!r}")
+
+
+def _first_number(cells: pd.Series) -> float:
+    """The first cell as a number; NaN when it is empty or not a number."""
+    return float(pd.to_numeric(cells, errors="coerce").iloc[0])
+
+
+def _inference(record: RunRecord) -> dict[str, Any]:
+    """Parameters, forward FLOPs per sample, and latency, time and energy per 1,000 samples
+    at batch 1 and at the training batch size, from inference.csv (NaN without it)."""
+    table = record.inference
+    row: dict[str, Any] = {"params": math.nan, "inference_flops_per_sample": math.nan}
+    if not table.empty:
+        _check_columns(record, INFERENCE, table, (*INFERENCE_COLUMNS, *INFERENCE_MEASURES))
+        row["params"] = _first_number(table["params"])
+        row["inference_flops_per_sample"] = _first_number(table["flops_forward_per_sample"])
+    for suffix, batch in (("b1", 1), ("btrain", _train_batch(record.meta))):
+        match = table[table["batch_size"] == batch] if not table.empty else table
+        for measure in INFERENCE_MEASURES:
+            value = _first_number(match[measure]) if len(match) else math.nan
+            row[f"inference_{measure}_{suffix}"] = value
+        try:
+            label = check(match["provenance"].iloc[0]) if len(match) else ""
+        except ValueError as exc:
+            raise UserError(f"{record.path / INFERENCE}: {exc}") from None
+        row[f"provenance_inference_{suffix}"] = label
+    return row
+
+
+def _identity(record: RunRecord, run: str) -> dict[str, Any]:
     meta = record.meta
-    identity = {
+    return {
         "run": run,
         "sweep": str(meta.get("sweep", record.path.parent.name)),
         "method": str(meta.get("method", "")),
@@ -176,11 +220,43 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
         "setup": setup_label(dict(meta.get("setup") or {})),
         "status": record.status,
     }
-    epochs = epochs.drop(columns=[c for c in identity if c in epochs])
-    sources = [c for c in epochs.columns if c.startswith("provenance_")]
-    epochs.insert(0, "run_id", epochs.pop("run_id") if "run_id" in epochs else record.run_id)
+
+
+def _with_identity(record: RunRecord, run: str, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the run's identity columns first, then ``run_id``."""
+    identity = _identity(record, run)
+    table = table.drop(columns=[c for c in identity if c in table])
+    table.insert(0, "run_id", table.pop("run_id"))
     for position, (name, value) in enumerate(identity.items()):
-        epochs.insert(position, name, value)
+        table.insert(position, name, value)
+    return table
+
+
+def tidy_inference(record: RunRecord, run: str) -> pd.DataFrame:
+    """The run's inference.csv rows with its identity (rows of the report's inference.csv)."""
+    if record.inference.empty:
+        return record.inference
+    _check_columns(record, INFERENCE, record.inference, INFERENCE_COLUMNS)
+    return _with_identity(record, run, record.inference.assign(run_id=record.run_id))
+
+
+def tidy_gates(record: RunRecord, run: str) -> pd.DataFrame:
+    """The run's gates.csv rows with its identity (rows of the report's gates.csv)."""
+    if record.gates.empty:
+        return record.gates
+    _check_columns(record, GATES, record.gates, GATE_COLUMNS)
+    return _with_identity(record, run, record.gates.assign(run_id=record.run_id))
+
+
+def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
+    """The run's epoch rows with its identity and cumulative totals (rows of epochs.csv)."""
+    epochs = record.epochs.copy()
+    if epochs.empty:
+        return epochs
+    if "run_id" not in epochs:
+        epochs["run_id"] = record.run_id
+    epochs = _with_identity(record, run, epochs)
+    sources = [c for c in epochs.columns if c.startswith("provenance_")]
     try:
         epochs["provenance"] = [
             combine_sources(_labels(row)) for row in epochs[sources].itertuples(False)

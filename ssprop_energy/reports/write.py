@@ -16,10 +16,13 @@ CSV_FILES = {
     "phases.csv": "phases",
     "setups.csv": "setups",
 }
+WHEN_PRESENT = {"inference.csv": "inference", "gates.csv": "gates"}
+"""Tables written only when some run has them (older stores, runs without gates)."""
 
 
 def write_report(report: Report, out_dir: Path | str) -> list[Path]:
-    """Write the CSV files and report.html into ``out_dir`` atomically; returns their paths.
+    """Write the CSV files (inference.csv and gates.csv only when some run has them) and
+    report.html into ``out_dir`` atomically; returns their paths.
 
     ``out_dir`` may be a sweep folder, never a run folder. Everything is rendered before the
     first write, and each file replaces its old version only once complete, so a folder that
@@ -31,9 +34,9 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
             f"{out_dir}: is a run folder (its epochs.csv belongs to the run); write elsewhere"
         )
     html = render_html(report)
-    written = [
-        atomic_write_csv(out_dir / name, getattr(report, attr)) for name, attr in CSV_FILES.items()
-    ]
+    tables = {name: getattr(report, attr) for name, attr in CSV_FILES.items()}
+    tables |= {n: t for n, a in WHEN_PRESENT.items() if not (t := getattr(report, a)).empty}
+    written = [atomic_write_csv(out_dir / name, table) for name, table in tables.items()]
     written.append(atomic_write_text(out_dir / "report.html", html))
     return written
 

@@ -20,12 +20,14 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
 from .lock import live_holder
-from .schema import DAMAGED, EPOCHS, META, POWER, RunMeta
+from .schema import DAMAGED, EPOCHS, GATES, INFERENCE, META, POWER, RunMeta
 
 _META_SCHEMA = TypeAdapter(RunMeta)
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
 POWER_TEXT_COLUMNS = ("source",)
+INFERENCE_TEXT_COLUMNS = ("provenance",)
+GATES_TEXT_COLUMNS = ("layer", "level")
 
 
 class StoreDamaged(UserError):
@@ -70,6 +72,18 @@ def check_power(frame: pd.DataFrame, path: Path) -> None:
     _numeric(frame, path, POWER_TEXT_COLUMNS)
 
 
+def check_inference(frame: pd.DataFrame, path: Path) -> None:
+    """inference.csv's schema: a batch_size column, numbers but for provenance."""
+    _required(frame, path, ("batch_size",))
+    _numeric(frame, path, INFERENCE_TEXT_COLUMNS)
+
+
+def check_gates(frame: pd.DataFrame, path: Path) -> None:
+    """gates.csv's schema: layer, channels and kept columns, numbers but for layer and level."""
+    _required(frame, path, ("layer", "channels", "kept"))
+    _numeric(frame, path, GATES_TEXT_COLUMNS)
+
+
 def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
     """A store CSV file, checked; a missing or empty file is an empty frame."""
     try:
@@ -94,7 +108,8 @@ def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Dat
 
 @dataclass
 class RunRecord:
-    """One run folder as stored: its meta.json, epoch rows and power trace.
+    """One run folder as stored: its meta.json, epoch rows, power trace, and where present
+    the final model's inference cost and the gated layers' states (empty when absent).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
     epochs and power are then empty); ``stale`` marks a run whose meta.json says
@@ -105,6 +120,8 @@ class RunRecord:
     meta: dict[str, Any]
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    inference: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gates: pd.DataFrame = field(default_factory=pd.DataFrame)
     damage: str | None = None
     stale: bool = False
 
@@ -174,11 +191,13 @@ def load_run(run_dir: Path | str) -> RunRecord:
     try:
         epochs = _read_csv(run_dir / EPOCHS, check_epochs)
         power = _read_csv(run_dir / POWER, check_power)
+        inference = _read_csv(run_dir / INFERENCE, check_inference)
+        gates = _read_csv(run_dir / GATES, check_gates)
         _check_counts(meta, epochs, run_dir)
     except StoreDamaged as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
     stale = meta["status"] == "running" and live_holder(run_dir) is None
-    return RunRecord(run_dir, meta, epochs, power, stale=stale)
+    return RunRecord(run_dir, meta, epochs, power, inference, gates, stale=stale)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -204,7 +223,8 @@ def load_sweep(sweep_dir: Path | str) -> list[RunRecord]:
 
 
 class RunStore:
-    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv."""
+    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv,
+    inference.csv."""
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
@@ -238,3 +258,6 @@ class RunStore:
 
     def write_power(self, trace: pd.DataFrame) -> None:
         atomic_write_csv(self.path / POWER, trace)
+
+    def write_inference(self, inference: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / INFERENCE, inference)

@@ -12,6 +12,7 @@ EPOCHS = "epochs.csv"
 POWER = "power.csv"
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
+INFERENCE = "inference.csv"
 GATES = "gates.csv"
 LOCK = "run.lock"
 

@@ -18,6 +18,7 @@ def tiny_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         "methods": [{"name": "dense"}, {"name": "ssprop", "keep": 0.5, "interleave": True}],
         "seeds": [0],
         "energy": {"codecarbon": False, "idle_s": 0, "interval_s": 0.05},
+        "inference": {"samples": 32},
         "output": str(tmp_path / "runs"),
     }  # fmt: skip
     for key, value in overrides.items():

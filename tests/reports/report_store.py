@@ -76,6 +76,7 @@ def write_run(
     sweep: str | None = None,
     gpu_provenance: str = "measured",
     model: str = "cnn",
+    batch_size: int | None = None,
 ) -> Path:
     """One run folder: meta.json, epochs.csv and a short power.csv."""
     run_dir = sweep_dir / run_id
@@ -91,7 +92,10 @@ def write_run(
         "higher_is_better": True,
         "seed": seed,
         "setup": setup or {},
-        "run_config": {"model": {"name": model}, "data": {"name": "synthetic"}},
+        "run_config": {
+            "model": {"name": model},
+            "data": {"name": "synthetic", **({"batch_size": batch_size} if batch_size else {})},
+        },
         "status": status,
         "target_accuracy": target,
         "target_status": None,
@@ -224,3 +228,104 @@ def make_read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             return real(*args, **kwargs)
 
         monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+def write_inference(
+    run_dir: Path,
+    params: int,
+    flops_per_sample: int,
+    latency_ms: float,
+    gpu_j: float,
+    cpu_j: float = 1.0,
+    batches: tuple[int, ...] = (1, 32),
+    gpu_provenance: str = "measured",
+) -> None:
+    """inference.csv of the run: at batch b, latency ``latency_ms * b ** 0.5``, seconds per
+    1,000 samples ``latency / b``, and ``gpu_j`` and ``cpu_j`` per 1,000 samples divided by b."""
+    rows = []
+    for b in batches:
+        latency = latency_ms * b**0.5
+        rows.append(
+            {
+                "batch_size": b,
+                "samples": 1024 if b > 1 else 1000,
+                "batches": 1024 // b if b > 1 else 1000,
+                "params": params,
+                "flops_forward_per_sample": flops_per_sample,
+                "latency_ms": latency,
+                "time_s_per_1000": latency / b,
+                "energy_j_per_1000": (gpu_j + cpu_j) / b,
+                "provenance": "estimated",
+                "energy_j_per_1000_gpu0": gpu_j / b,
+                "provenance_gpu0": gpu_provenance,
+                "energy_j_per_1000_cpu": cpu_j / b,
+                "provenance_cpu": "estimated",
+            }
+        )
+    pd.DataFrame(rows).to_csv(run_dir / "inference.csv", index=False)
+
+
+def write_gates(run_dir: Path, kept: dict[str, tuple[int, int]]) -> None:
+    """gates.csv of the run: ``{layer: (channels, kept)}``, fully polarized channel gates."""
+    rows = [
+        {
+            "layer": layer,
+            "level": "channel",
+            "channels": channels,
+            "kept": k,
+            "open_fraction": k / channels,
+            "polarization": 0.0,
+        }
+        for layer, (channels, k) in kept.items()
+    ]
+    pd.DataFrame(rows).to_csv(run_dir / "gates.csv", index=False)
+
+
+GATED_LAYERS = {0: {"features.0": (16, 8), "features.3": (32, 15)},
+                1: {"features.0": (16, 9), "features.3": (32, 16)}}  # fmt: skip
+
+
+def green_store(root: Path, sweep: str = "green", unmeasured: bool = False) -> Path:
+    """Dense and gated (seeds 0 and 1, training batch 32), every run with its inference.csv,
+    the gated runs with gates.csv; ``unmeasured``: and a dense seed 2 without inference.csv.
+
+    Dense: 10,000 parameters, 2e6 FLOPs per sample, 2 ms at batch 1, 30 J GPU per 1,000
+    samples. Gated: 5,000 / 1e6 (seed 1: 5,200 / 1.1e6), 1.2 ms (seed 1: 1.4 ms), 15 J GPU.
+    """
+    sweep_dir = root / sweep
+    gated = {0: (5000, 1_000_000, 1.2), 1: (5200, 1_100_000, 1.4)}
+    for seed in (0, 1):
+        dense = write_run(
+            sweep_dir,
+            f"dense{seed}",
+            method="dense",
+            label="dense",
+            seed=seed,
+            batch_size=32,
+            epochs=epoch_rows(f"dense{seed}", [0.5, 0.6, 0.7], 100.0, 20.0, 10.0, 1e9, 1.0),
+        )
+        write_inference(dense, 10_000, 2_000_000, 2.0, 30.0)
+        run = write_run(
+            sweep_dir,
+            f"gated{seed}",
+            method="gated",
+            label="gated keep=0.5",
+            seed=seed,
+            batch_size=32,
+            epochs=epoch_rows(f"gated{seed}", [0.5, 0.6, 0.69], 90.0, 20.0, 9.0, 8e8, 1.0),
+        )
+        params, flops, latency = gated[seed]
+        write_inference(run, params, flops, latency, 15.0)
+        write_gates(run, GATED_LAYERS[seed])
+    if not unmeasured:
+        return sweep_dir
+    write_run(
+        sweep_dir,
+        "dense2",
+        method="dense",
+        label="dense",
+        seed=2,
+        batch_size=32,
+        epochs=epoch_rows("dense2", [0.5, 0.6, 0.7], 100.0, 20.0, 10.0, 1e9, 1.0),
+    )
+    return sweep_dir

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import UNAVAILABLE, check, combine, combine_sources
-from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, GATES, INFERENCE, PHASES, RunRecord, setup_label
+from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, INFERENCE, PHASES, RunRecord, setup_label
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
@@ -23,8 +23,6 @@ TO_TARGET = ("energy_j", "time_s", "flops_total", "emissions_kg")
 INFERENCE_MEASURES = ("latency_ms", "time_s_per_1000", "energy_j_per_1000")
 """inference.csv columns the summary shows at batch 1 (``_b1``) and the training batch size
 (``_btrain``), as ``inference_<measure>_<batch>``, with ``provenance_inference_<batch>``."""
-INFERENCE_COLUMNS = ("batch_size", "params", "flops_forward_per_sample", "provenance")
-GATE_COLUMNS = ("layer", "level", "channels", "kept", "open_fraction", "polarization")
 
 
 def sources_of(record: RunRecord) -> list[str]:
@@ -174,14 +172,6 @@ def _train_batch(meta: dict[str, Any]) -> int | None:
     return int(size) if isinstance(size, int | float) else None
 
 
-def _check_columns(
-    record: RunRecord, file: str, table: pd.DataFrame, needed: tuple[str, ...]
-) -> None:
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise UserError(f"{record.path / file}: missing column {missing[0]!r}")
-
-
 def _first_number(cells: pd.Series) -> float:
     """The first cell as a number; NaN when it is empty or not a number."""
     return float(pd.to_numeric(cells, errors="coerce").iloc[0])
@@ -193,7 +183,6 @@ def _inference(record: RunRecord) -> dict[str, Any]:
     table = record.inference
     row: dict[str, Any] = {"params": math.nan, "inference_flops_per_sample": math.nan}
     if not table.empty:
-        _check_columns(record, INFERENCE, table, (*INFERENCE_COLUMNS, *INFERENCE_MEASURES))
         row["params"] = _first_number(table["params"])
         row["inference_flops_per_sample"] = _first_number(table["flops_forward_per_sample"])
     for suffix, batch in (("b1", 1), ("btrain", _train_batch(record.meta))):
@@ -236,7 +225,6 @@ def tidy_inference(record: RunRecord, run: str) -> pd.DataFrame:
     """The run's inference.csv rows with its identity (rows of the report's inference.csv)."""
     if record.inference.empty:
         return record.inference
-    _check_columns(record, INFERENCE, record.inference, INFERENCE_COLUMNS)
     return _with_identity(record, run, record.inference.assign(run_id=record.run_id))
 
 
@@ -244,7 +232,6 @@ def tidy_gates(record: RunRecord, run: str) -> pd.DataFrame:
     """The run's gates.csv rows with its identity (rows of the report's gates.csv)."""
     if record.gates.empty:
         return record.gates
-    _check_columns(record, GATES, record.gates, GATE_COLUMNS)
     return _with_identity(record, run, record.gates.assign(run_id=record.run_id))
 
 

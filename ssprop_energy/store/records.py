@@ -20,7 +20,17 @@ from pydantic import TypeAdapter, ValidationError
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
 from .lock import live_holder
-from .schema import DAMAGED, EPOCHS, GATES, INFERENCE, META, POWER, RunMeta
+from .schema import (
+    DAMAGED,
+    EPOCHS,
+    GATES,
+    GATES_COLUMNS,
+    INFERENCE,
+    INFERENCE_COLUMNS,
+    META,
+    POWER,
+    RunMeta,
+)
 
 _META_SCHEMA = TypeAdapter(RunMeta)
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
@@ -73,14 +83,14 @@ def check_power(frame: pd.DataFrame, path: Path) -> None:
 
 
 def check_inference(frame: pd.DataFrame, path: Path) -> None:
-    """inference.csv's schema: a batch_size column, numbers but for provenance."""
-    _required(frame, path, ("batch_size",))
+    """inference.csv's schema: its columns, numbers but for provenance labels."""
+    _required(frame, path, INFERENCE_COLUMNS)
     _numeric(frame, path, INFERENCE_TEXT_COLUMNS)
 
 
 def check_gates(frame: pd.DataFrame, path: Path) -> None:
-    """gates.csv's schema: layer, channels and kept columns, numbers but for layer and level."""
-    _required(frame, path, ("layer", "channels", "kept"))
+    """gates.csv's schema: its columns, numbers but for layer and level."""
+    _required(frame, path, GATES_COLUMNS)
     _numeric(frame, path, GATES_TEXT_COLUMNS)
 
 

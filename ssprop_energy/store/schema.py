@@ -15,6 +15,17 @@ WEIGHTS = "weights.pt"
 INFERENCE = "inference.csv"
 GATES = "gates.csv"
 LOCK = "run.lock"
+INFERENCE_COLUMNS = (
+    "batch_size",
+    "params",
+    "flops_forward_per_sample",
+    "latency_ms",
+    "time_s_per_1000",
+    "energy_j_per_1000",
+    "provenance",
+)
+"""Columns every inference.csv has (beside one energy and provenance column per source)."""
+GATES_COLUMNS = ("layer", "level", "channels", "kept", "open_fraction", "polarization")
 
 Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
 FINISHED: Status = "finished"

@@ -23,6 +23,7 @@ from ssprop_energy.harness.inference import measure_inference
 from ssprop_energy.harness.runner import run_sweep
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter
+from ssprop_energy.profilers.rapl import RaplSource
 from ssprop_energy.store import INFERENCE, load_sweep
 
 JOULES_PER_WINDOW = 0.5
@@ -39,6 +40,13 @@ class Recorder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append((self.training, torch.is_grad_enabled()))
         return self.body(x)
+
+
+@pytest.fixture(autouse=True)
+def _any_window_is_long_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake counter is exact for any window; the real RAPL update period (1 ms) would make
+    a window of a few fast batches too short to be ``measured``."""
+    monkeypatch.setattr(RaplSource, "resolution_s", 0.0)
 
 
 def _data(val: int) -> Dataset:

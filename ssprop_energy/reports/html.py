@@ -115,6 +115,15 @@ def _with_sources(columns: Iterable[str], sources: Sequence[str]) -> list[str]:
     return out
 
 
+INFERENCE_SAVINGS = (
+    "params_saving_pct",
+    "inference_flops_saving_pct",
+    "inference_energy_saving_pct_b1",
+    "provenance_inference_energy_saving_b1",
+    "inference_energy_saving_pct_btrain",
+    "provenance_inference_energy_saving_btrain",
+)
+
 RUN_COLUMNS = (
     "run",
     "sweep",
@@ -154,12 +163,7 @@ RUN_COLUMNS = (
     "inference_latency_ms_btrain",
     "inference_energy_j_per_1000_btrain",
     "provenance_inference_btrain",
-    "params_saving_pct",
-    "inference_flops_saving_pct",
-    "inference_energy_saving_pct_b1",
-    "provenance_inference_energy_saving_b1",
-    "inference_energy_saving_pct_btrain",
-    "provenance_inference_energy_saving_btrain",
+    *INFERENCE_SAVINGS,
 )
 METHOD_KEYS = ("method_label", "model", "dataset", "setup", "n_runs", "n_finished", "excluded")
 METHOD_METRICS = (
@@ -207,12 +211,7 @@ SIDE_BY_SIDE_METRICS = (
             "provenance_inference",
         )
     ),
-    "params_saving_pct",
-    "inference_flops_saving_pct",
-    "inference_energy_saving_pct_b1",
-    "provenance_inference_energy_saving_b1",
-    "inference_energy_saving_pct_btrain",
-    "provenance_inference_energy_saving_btrain",
+    *INFERENCE_SAVINGS,
 )
 SETUP_KEYS = (
     "method_label",

@@ -31,7 +31,8 @@ def stop_signal(exc: KeyboardInterrupt) -> int:
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise Terminated in the main thread, once (a
     repeat while the run is being stopped is ignored); the old handlers return after it.
-    Outside the main thread (where Python allows no handlers) it does nothing."""
+    A signal the process ignores (``nohup`` ignores SIGHUP) stays ignored. Outside the main
+    thread (where Python allows no handlers) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -43,7 +44,11 @@ def stop_on_signals() -> Iterator[None]:
             fired = True
             raise Terminated(signum)
 
-    old = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    old = {
+        signum: signal.signal(signum, handler)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:

@@ -237,6 +237,8 @@ def test_bad_data_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_termination_signal_ends_the_run_like_ctrl_c(tmp_path, monkeypatch, signum, code):
+    monkeypatch.setattr(signal, "getsignal", _not_ignored(signal.getsignal))
+    before = signal.getsignal(signum)
     config = write_config(tmp_path, train={"epochs": 3}, methods=[{"name": "dense"}])
     real = trainer.train_epoch
 
@@ -253,7 +255,33 @@ def test_a_termination_signal_ends_the_run_like_ctrl_c(tmp_path, monkeypatch, si
     assert f"interrupted by {name}: run {run.run_id} keeps its finished epochs" in result.output
     assert run.meta["status"] == "interrupted" and run.meta["epochs_done"] == 1
     assert run.epochs["epoch"].tolist() == [0] and not list(run.path.glob(".*"))
-    assert signal.getsignal(signum) is signal.SIG_DFL  # the handler is gone after the sweep
+    assert signal.getsignal(signum) is before  # the handler is gone after the sweep
+
+
+def _not_ignored(getsignal):  # type: ignore[no-untyped-def]
+    """``signal.getsignal`` as if no signal were ignored (the suite may run under nohup)."""
+    return lambda signum: (
+        signal.SIG_DFL if getsignal(signum) is signal.SIG_IGN else getsignal(signum)
+    )
+
+
+def test_an_ignored_hangup_stays_ignored(tmp_path, monkeypatch) -> None:
+    config = write_config(tmp_path, train={"epochs": 2}, methods=[{"name": "dense"}])
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        real = trainer.train_epoch
+
+        def hung_up(ctx, spec, meter, epoch, on_step=None):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGHUP)
+            return real(ctx, spec, meter, epoch, on_step)
+
+        monkeypatch.setattr(trainer, "train_epoch", hung_up)
+        result = _profile(str(config))
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @pytest.mark.slow

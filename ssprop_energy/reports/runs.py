@@ -246,7 +246,7 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     sources = [c for c in epochs.columns if c.startswith("provenance_")]
     try:
         epochs["provenance"] = [
-            combine_sources(_labels(row)) for row in epochs[sources].itertuples(False)
+            combine_sources(_labels(row)) for row in epochs[sources].to_numpy(dtype=object)
         ]
     except ValueError as exc:
         raise UserError(f"{record.path / EPOCHS}: {exc}") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
@@ -28,11 +28,11 @@ from .schema import (
     INFERENCE,
     INFERENCE_COLUMNS,
     META,
+    META_SCHEMA,
     POWER,
     RunMeta,
 )
 
-_META_SCHEMA = TypeAdapter(RunMeta)
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
 POWER_TEXT_COLUMNS = ("source",)
@@ -176,7 +176,7 @@ def read_meta(run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StoreDamaged(f"{path}: not a JSON object (got {type(raw).__name__})")
     try:
-        _META_SCHEMA.validate_python(raw)
+        META_SCHEMA.validate_python(raw)
     except ValidationError as exc:
         raise StoreDamaged(f"{path}: {_schema_problem(exc)}") from None
     return raw

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
 CONFIG = "config.yaml"
 META = "meta.json"
 EPOCHS = "epochs.csv"
@@ -84,3 +86,8 @@ class RunMeta:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+META_SCHEMA = TypeAdapter(RunMeta)
+"""Validates a parsed meta.json against ``RunMeta``. Built here, where the annotations'
+names (``Status``) resolve: pydantic before 2.6 resolves them in the caller's module."""

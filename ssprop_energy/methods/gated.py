@@ -10,7 +10,14 @@ import pandas as pd
 from pydantic import Field, field_validator
 from torch import nn
 
-from ..pruning import add_gates, check_target, consensus, gate_states, polarization_loss
+from ..pruning import (
+    Masks,
+    add_gates,
+    check_target,
+    consensus,
+    gate_states,
+    polarization_loss,
+)
 from ..pruning import prune_with as prune_by
 from ..store import GATES
 from .base import Method, MethodConfig, register_method
@@ -54,11 +61,8 @@ class GatedSSPropConfig(GatedConfig, SSPropConfig):
     name: Literal["gated+ssprop"] = "gated+ssprop"  # type: ignore[assignment]
 
     def label_parts(self) -> list[str]:
-        return [
-            "gated+" + SSPropConfig.label_parts(self)[0],
-            *SSPropConfig.label_parts(self)[1:],
-            *self.gate_parts(),
-        ]
+        first, *rest = SSPropConfig.label_parts(self)
+        return [f"gated+{first}", *rest, *self.gate_parts()]
 
 
 class Gating:
@@ -68,7 +72,7 @@ class Gating:
     epochs: int
 
     def _init_gating(self) -> None:
-        self.masks: dict[str, Any] | None = None
+        self.masks: Masks | None = None
         self.states = pd.DataFrame()
 
     def _gate(self, model: nn.Module) -> nn.Module:

@@ -96,7 +96,7 @@ class Gating:
     def extra_loss(self, model: nn.Module) -> Any:
         if self.masks is not None:
             return None
-        return self.config.weight * polarization_loss(model).to(next(model.parameters()).device)
+        return self.config.weight * polarization_loss(model)
 
     def finalize(self, model: nn.Module) -> nn.Module:
         return model if self.masks is not None else self._prune(model)

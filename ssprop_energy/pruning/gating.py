@@ -8,10 +8,10 @@ from typing import Literal
 
 import pandas as pd
 import torch
-from torch import fx, nn
+from torch import nn
 
 from .gates import BlockGate, Gate, GatedInput, gates
-from .graph import channel_chains, residual_blocks, split_residual
+from .graph import channel_chains, residual_blocks
 
 Level = Literal["channel", "block"]
 LEVELS: tuple[str, ...] = ("channel", "block")
@@ -78,15 +78,12 @@ def add_gates(
         for block in residual_blocks(model):
             if skipped(block.name):
                 continue
-            graph = fx.symbolic_trace(model.get_submodule(block.name))
-            parts = split_residual(graph)
-            assert parts is not None  # residual_blocks traced it so
-            total, branch, _, x = parts
+            graph = block.graph
             gate = BlockGate(block.channels, target)
             graph.add_submodule(BLOCK_GATE, gate)
-            with graph.graph.inserting_before(total):
-                gated = graph.graph.call_module(BLOCK_GATE, (branch, x))
-            total.replace_input_with(branch, gated)
+            with graph.graph.inserting_before(block.total):
+                gated = graph.graph.call_module(BLOCK_GATE, (block.branch, block.input))
+            block.total.replace_input_with(block.branch, gated)
             graph.recompile()
             parent, child = _parent(model, block.name)
             setattr(parent, child, graph)
@@ -102,19 +99,20 @@ def polarization_loss(model: nn.Module) -> torch.Tensor:
 
     A group is one layer's channel gates, or all block gates together. With ``s_u`` unit
     u's score and ``p_u = sigmoid(s_u)`` its open probability, both averaged over the batch,
-    ``k`` the group's fraction of open decisions (straight-through gradient to ``s_u``) and
+    ``k`` the group's fraction of open decisions (straight-through gradient to each unit's
+    bias ``b_u``) and
     ``n`` its number of units, the loss sums over groups
     ``n |k - target| + POLARIZATION * sum_u 4 p_u (1 - p_u)``: each unit's gradient is the
     same whatever the size and number of groups (docs/pruning.md).
     """
     found = [g for g in gates(model).values() if g.scores is not None]
     if not found:
-        return torch.zeros(())
+        return torch.zeros((), device=next(model.parameters()).device)
     groups = [[g] for g in found if g.level == "channel"]
     groups.append([g for g in found if g.level == "block"])
     terms = []
     for group in (g for g in groups if g):
-        scores = torch.cat([g.scores for g in group if g.scores is not None], dim=1)
+        scores = torch.cat([g.scores for g in group], dim=1)  # type: ignore[misc]
         opened = (scores > 0).to(scores.dtype).mean(0)
         bias = torch.cat([g.logits.bias for g in group])
         keep = (opened + bias - bias.detach()).mean()

@@ -94,10 +94,15 @@ class ChannelChain:
 
 @dataclass(frozen=True)
 class ResidualBlock:
-    """A block ``branch(x) + shortcut(x)`` as traced: the sum node and its two operands."""
+    """A block ``branch(x) + shortcut(x)`` as traced: its graph, the sum node, the branch
+    operand and the block's input node."""
 
     name: str
     channels: int  # of the block's input
+    graph: fx.GraphModule
+    total: fx.Node
+    branch: fx.Node
+    input: fx.Node
 
 
 def trace(model: nn.Module, what: str) -> fx.GraphModule:
@@ -250,7 +255,8 @@ def residual_blocks(model: nn.Module) -> list[ResidualBlock]:
             n.op == "call_module" and isinstance(modules[str(n.target)], CONVS)
             for n in _ancestors(parts[1])
         ):
-            blocks.append(ResidualBlock(name, first.in_channels))
+            total, branch, _, x = parts
+            blocks.append(ResidualBlock(name, first.in_channels, graph, total, branch, x))
     names = [b.name for b in blocks]
     return [b for b in blocks if not any(n.startswith(b.name + ".") for n in names)]
 

@@ -3,9 +3,10 @@
 A run is claimed by creating its lock file (``run.lock``) atomically with ``O_CREAT | O_EXCL``;
 it holds the owner's host, pid, start time and a random token, and the owner refreshes it
 every ``LOCK_REFRESH_S`` seconds while the run trains. A lock is stale, and the next claim
-takes it over, when its process is gone: on this host, its pid no longer runs (or it is this
-process's pid but not one of its own locks); on any host, it was not refreshed for
-``LOCK_STALE_AFTER_S`` seconds. An unreadable lock counts from its file's modification time.
+takes it over, when its process is gone: on this host, its pid no longer runs, or runs a
+process that started after the lock did (the pid was reused), or is this process's pid but not
+one of its own locks; on any host, it was not refreshed for ``LOCK_STALE_AFTER_S`` seconds.
+An unreadable lock counts from its file's modification time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
 from ..errors import UserError
 from .atomic import atomic_write_json
 from .schema import LOCK
@@ -30,6 +33,8 @@ LOCK_REFRESH_S = 30.0
 """How often the owner of a run refreshes its lock while the run trains."""
 LOCK_STALE_AFTER_S = 600.0
 """A lock not refreshed for this long is stale, whatever host holds it."""
+PID_START_TOLERANCE_S = 2.0
+"""Slack on a process's start time (psutil derives it from the boot time, good to ~1 s)."""
 
 _HELD: set[str] = set()
 """Tokens of the locks this process holds."""
@@ -58,16 +63,17 @@ class RunClaimed(Exception):
         self.holder = holder
 
 
-def _pid_runs(pid: int) -> bool:
+def _pid_holds(pid: int, since: float) -> bool:
+    """True when ``pid`` runs a process that was already running at ``since``."""
     if pid <= 0:  # not a process (0 and below address process groups)
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # another user's process
+    except psutil.Error:  # another user's process we may not inspect: assume it is the owner
         return True
-    return True
+    return started <= since + PID_START_TOLERANCE_S
 
 
 def _parse(path: Path) -> LockInfo | None:
@@ -103,7 +109,7 @@ def is_stale(info: LockInfo, now: float | None = None) -> bool:
         return False
     if info.pid == os.getpid():
         return info.token not in _HELD
-    return not _pid_runs(info.pid)
+    return not _pid_holds(info.pid, info.started_at)
 
 
 def live_holder(run_dir: Path | str) -> LockInfo | None:

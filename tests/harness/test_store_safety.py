@@ -120,6 +120,20 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path, host: str, age_s: float, tak
     assert (run_dir / LOCK).exists() != taken_over
 
 
+def test_a_lock_whose_pid_was_reused_is_stale(tmp_path: Path) -> None:
+    from ssprop_energy.store import live_holder
+
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # the same pid, once for a lock older than its process, once for a newer one
+        _write_lock(tmp_path, socket.gethostname(), newcomer.pid, time.time() - 60)
+        assert live_holder(tmp_path) is None
+        _write_lock(tmp_path, socket.gethostname(), newcomer.pid, time.time())
+        assert live_holder(tmp_path) is not None
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+
+
 def is_trained(run_dir: Path) -> bool:
     return (run_dir / "meta.json").exists() and load_run(run_dir).status == "finished"
 

@@ -48,6 +48,14 @@ wheelhouse: venv
 	$(VENV)/bin/python scripts/wheelhouse.py --python-version $(PY) \
 		--dest $(WHEELHOUSE) $(if $(EXCLUDE),--exclude-file $(EXCLUDE))
 
+# The GPU validation (docs/offline.md): refuses without a CUDA GPU. On the GPU machine the
+# interpreter is the one that holds torch (python3), here the project's venv.
+GPU_PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+GPU_CHECK_OUT ?= gpu-check
+
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --out $(GPU_CHECK_OUT) --wheelhouse $(WHEELHOUSE)
+
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 

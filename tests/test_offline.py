@@ -139,5 +139,7 @@ def test_wheelhouse_installs_into_a_fresh_venv_without_an_index(tmp_path: Path) 
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "codecarbon cpu" in doctor.stdout
     imported = "import ssprop_energy, fvcore, codecarbon; print(ssprop_energy.__file__)"
-    where = subprocess.run([python, "-c", imported], capture_output=True, text=True, check=True)
-    assert str(env_dir) in where.stdout  # the wheel, not this checkout
+    where = subprocess.run(
+        [python, "-c", imported], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert where.stdout.startswith(str(env_dir))  # the installed wheel, not this checkout

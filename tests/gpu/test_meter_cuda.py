@@ -60,8 +60,8 @@ def test_phases_sum_to_the_step_within_3_percent() -> None:
         while time.perf_counter() < end:
             with meter.window("step"):
                 with meter.window("data"):
-                    x = torch.randn(256, 3, 32, 32, device="cuda")
-                    y = torch.randint(0, 10, (256,), device="cuda")
+                    x = torch.randn(512, 3, 32, 32, device="cuda")
+                    y = torch.randint(0, 10, (512,), device="cuda")
                 with meter.window("forward"):
                     loss = F.cross_entropy(model(x), y)
                 with meter.window("backward"):

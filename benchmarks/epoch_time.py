@@ -7,7 +7,11 @@ trainer and EnergyMeter, and prints, measured in one run:
 - the same for keep 0.2 interleaved (a dense and a sparse epoch, averaged);
 - harness overhead: a metered, counted training epoch vs a bare loop over the same steps.
 
-    python benchmarks/epoch_time.py [--samples 512] [--format contiguous|channels_last]
+``--device cuda`` trains on the GPU (with ``--amp``: float16 autocast and a gradient scaler,
+as the harness does), metering the GPUs as the harness does; the first line names the
+device and driver.
+
+    python benchmarks/epoch_time.py [--samples 576] [--device cpu|cuda] [--amp]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from device import add_device_option, check_device, describe, synchronize
 
 from ssprop_energy.harness.build import RunContext, build_run
 from ssprop_energy.harness.config import parse_config
@@ -26,7 +31,7 @@ from ssprop_energy.harness.trainer import train_epoch, warm_up
 from ssprop_energy.profilers import EnergyMeter
 
 
-def config(samples: int) -> dict[str, Any]:
+def config(samples: int, device: str = "cpu", amp: bool = False) -> dict[str, Any]:
     return {
         "name": "epoch-time",
         "model": {"name": "resnet18"},
@@ -38,7 +43,7 @@ def config(samples: int) -> dict[str, Any]:
             "batch_size": 64,
             "val_split": 0.1,
         },
-        "train": {"epochs": 2, "device": "cpu", "lr": 0.01},
+        "train": {"epochs": 2, "device": device, "amp": amp, "lr": 0.01},
         "methods": [
             {"name": "dense"},
             {"name": "ssprop", "keep": 0.2, "skip_layers": ["conv1"]},
@@ -48,12 +53,19 @@ def config(samples: int) -> dict[str, Any]:
     }
 
 
+def metered(spec: RunSpec) -> EnergyMeter:
+    """The meter the timed epochs run under: the GPUs (synchronised at window edges, as in
+    the harness) where the run is on CUDA, and CodeCarbon's CPU estimate."""
+    gpus = "auto" if spec.train.device.startswith("cuda") else None
+    return EnergyMeter(gpus=gpus, cpu="codecarbon", interval_s=0.1)
+
+
 def timed_epochs(spec: RunSpec, epochs: list[int]) -> tuple[float, float, float]:
     """(seconds, backward FLOPs, dense backward FLOPs) summed over ``epochs``."""
     ctx = build_run(spec)
     warm_up(ctx, spec)
     seconds = flops = dense = 0.0
-    with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:
+    with metered(spec) as meter:
         for epoch in epochs:
             start = time.perf_counter()
             row = train_epoch(ctx, spec, meter, epoch)
@@ -65,13 +77,19 @@ def timed_epochs(spec: RunSpec, epochs: list[int]) -> tuple[float, float, float]
 
 def bare_epoch(ctx: RunContext, spec: RunSpec) -> float:
     """The same steps with nothing around them: no meter, no counters, no bookkeeping."""
-    model, opt = ctx.model, ctx.optimizer
+    model, opt, device = ctx.model, ctx.optimizer, ctx.device
+    amp = spec.train.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
     start = time.perf_counter()
     for x, y in ctx.data.train_batches(spec.data.batch_size, 0, spec.seed):
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad(set_to_none=True)
+    synchronize(device.type)
     return time.perf_counter() - start
 
 
@@ -79,7 +97,7 @@ def harness_overhead(spec: RunSpec, rounds: int) -> float:
     ctx = build_run(spec)
     warm_up(ctx, spec)
     bare, harnessed = [], []
-    with EnergyMeter(gpus=None, cpu="codecarbon", interval_s=0.1) as meter:
+    with metered(spec) as meter:
         for _ in range(rounds):
             bare.append(bare_epoch(ctx, spec))
             start = time.perf_counter()
@@ -92,12 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=576)
     parser.add_argument("--overhead-rounds", type=int, default=3)
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    add_device_option(parser)
     args = parser.parse_args()
-    dense, constant, interleaved = plan_runs(parse_config(config(args.samples)))
+    check_device(args.device)
+    runs = plan_runs(parse_config(config(args.samples, args.device, args.amp)))
+    dense, constant, interleaved = runs
     steps = -(-int(args.samples * 0.9) // 64)
+    print(describe(args.device))
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, ResNet-18, "
-        f"batch 64, 32x32, {steps} steps per epoch (training only, eval excluded)"
+        f"ResNet-18, batch 64, 32x32, amp {args.amp}, {steps} steps per epoch "
+        "(training only, eval excluded)"
     )
     d_time, _, d_flops = timed_epochs(dense, [0])
     c_time, c_flops, _ = timed_epochs(constant, [0])

@@ -12,7 +12,8 @@ With ``--check-seconds S`` it then trains for S seconds inside an extra ``step``
 prints the two consistency checks of the GPU targets: the energy counter against the
 integrated power samples over the whole load (``EnergyMeter.cross_check``, target 5%), and
 forward + backward + optimizer against the whole step (target 3%). ``--device cuda`` runs
-all of it on the GPU.
+all of it on the GPU (every timed step waits for the GPU's queued work, metered or not); the
+first line names the device and driver.
 
     python benchmarks/meter_overhead.py [--rounds 4] [--steps 5] [--interval 0.1]
     python benchmarks/meter_overhead.py --device cuda --check-seconds 30
@@ -27,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from device import add_device_option, check_device, describe, synchronize
 
 from ssprop_energy.models import build_model
 from ssprop_energy.profilers import EnergyMeter
@@ -123,7 +125,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps per block")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--interval", type=float, default=0.1, help="sampler period, s")
-    parser.add_argument("--device", default="cpu")
+    add_device_option(parser)
     parser.add_argument(
         "--check-seconds",
         type=float,
@@ -131,10 +133,13 @@ def main() -> None:
         help="then train this long for the consistency checks",
     )
     args = parser.parse_args()
+    check_device(args.device)
+    print(describe(args.device))
 
     step = make_step(args.batch_size, args.device)
     for _ in range(2):  # warm-up: allocator, kernels
         step(None)
+    synchronize(args.device)
     plain: list[float] = []
     metered: list[float] = []
     ratios: list[float] = []
@@ -144,6 +149,7 @@ def main() -> None:
         for _ in range(args.steps):
             start = time.perf_counter()
             step(None)
+            synchronize(args.device)
             block.append(time.perf_counter() - start)
         plain += block
         with EnergyMeter(interval_s=args.interval) as meter:
@@ -152,6 +158,7 @@ def main() -> None:
             for _ in range(args.steps):
                 start = time.perf_counter()
                 step(meter)
+                synchronize(args.device)
                 metered_block.append(time.perf_counter() - start)
         metered += metered_block
         ratios.append(statistics.median(metered_block) / statistics.median(block))

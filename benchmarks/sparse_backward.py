@@ -10,9 +10,11 @@ strided 1x1 convolutions, which ssProp computes over the subsampled input (see
 sparsity, and ``ratio / own dense`` is what the sparsity alone saves. Then the same ratio
 for a whole ResNet-18 training step.
 All ratios are measured in one run, alternating dense and sparse repetitions so drifts hit
-both alike; both memory formats by default.
+both alike; both memory formats by default. ``--device cuda`` runs it on the GPU (timers wait
+for the GPU's queued work); the first line names the device and driver.
 
     python benchmarks/sparse_backward.py [--format both|contiguous|channels_last] [--reps 15]
+        [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from device import add_device_option, check_device, describe, synchronize
 from torch import nn
 
 from ssprop_energy import SSPropConv2d, convert_model, set_keep
@@ -47,25 +50,30 @@ SHAPES = [
 ]
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], reps: int, device: str = "cpu"
+) -> dict[str, float]:
     """Median seconds of each function, run round-robin ``reps`` times after a warm-up."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(2):
         for fn in fns.values():
             fn()
+    synchronize(device)
     for _ in range(reps):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
+def conv_backward_ratios(fmt: torch.memory_format, reps: int, device: str) -> None:
     ratios = "  ".join(f"keep {k}: ratio (ideal)" for k in KEEPS)
     print(f"{'conv (in->out, size, stride, k)':34} {'dense ms':>9}  {ratios}  selection  own dense")
     for cin, cout, size, stride, kernel in SHAPES:
-        x = torch.randn(64, cin, size, size).contiguous(memory_format=fmt).requires_grad_()
+        x = torch.randn(64, cin, size, size, device=device)
+        x = x.contiguous(memory_format=fmt).requires_grad_()
         layers = {"dense": nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)}
         for keep in KEEPS:
             layers[str(keep)] = SSPropConv2d(
@@ -73,7 +81,7 @@ def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
             )
         fns: dict[str, Callable[[], object]] = {}
         for name, layer in layers.items():
-            layer.to(memory_format=fmt)
+            layer.to(device=device, memory_format=fmt)
             y = layer(x)
             dy = torch.randn_like(y)
             fns[name] = lambda y=y, dy=dy, w=layer.weight, x=x: torch.autograd.grad(
@@ -95,7 +103,7 @@ def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
 
         fns["selection"] = selection
         fns["own"] = own_dense
-        med = interleaved_medians(fns, reps)
+        med = interleaved_medians(fns, reps, device)
         dense = med["dense"]
         cells = [f"{med[str(k)] / dense:14.2f} ({k:.2f})" for k in KEEPS]
         name = f"{cin}->{cout}, {size}x{size}, s{stride}, {kernel}x{kernel}"
@@ -105,15 +113,15 @@ def conv_backward_ratios(fmt: torch.memory_format, reps: int) -> None:
         )
 
 
-def train_step_ratio(fmt: torch.memory_format, reps: int, keep: float = 0.2) -> None:
+def train_step_ratio(fmt: torch.memory_format, reps: int, device: str, keep: float = 0.2) -> None:
     torch.manual_seed(0)
-    dense = build_model("resnet18").to(memory_format=fmt)
-    sparse = build_model("resnet18").to(memory_format=fmt)
+    dense = build_model("resnet18").to(device=device, memory_format=fmt)
+    sparse = build_model("resnet18").to(device=device, memory_format=fmt)
     sparse.load_state_dict(dense.state_dict())
     convert_model(sparse, keep=keep, skip=("conv1",))
     set_keep(sparse, keep)
-    x = torch.randn(64, 3, 32, 32).contiguous(memory_format=fmt)
-    target = torch.randint(0, 10, (64,))
+    x = torch.randn(64, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    target = torch.randint(0, 10, (64,), device=device)
     loss_fn = nn.CrossEntropyLoss()
 
     def step(model: nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -124,7 +132,9 @@ def train_step_ratio(fmt: torch.memory_format, reps: int, keep: float = 0.2) -> 
     opt_d = torch.optim.SGD(dense.parameters(), lr=0.01, momentum=0.9)
     opt_s = torch.optim.SGD(sparse.parameters(), lr=0.01, momentum=0.9)
     med = interleaved_medians(
-        {"dense": lambda: step(dense, opt_d), "sparse": lambda: step(sparse, opt_s)}, reps
+        {"dense": lambda: step(dense, opt_d), "sparse": lambda: step(sparse, opt_s)},
+        reps,
+        device,
     )
     print(
         f"ResNet-18 training step (batch 64, keep {keep}, first conv dense): "
@@ -138,15 +148,17 @@ def main() -> None:
     parser.add_argument("--format", choices=["contiguous", "channels_last", "both"], default="both")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--step-reps", type=int, default=5)
+    add_device_option(parser)
     args = parser.parse_args()
+    check_device(args.device)
     formats = ["contiguous", "channels_last"] if args.format == "both" else [args.format]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(describe(args.device))
     for name in formats:
         fmt = torch.channels_last if name == "channels_last" else torch.contiguous_format
         torch.manual_seed(0)
         print(f"\n== memory format: {name} (model, input and gradients)")
-        conv_backward_ratios(fmt, args.reps)
-        train_step_ratio(fmt, args.step_reps)
+        conv_backward_ratios(fmt, args.reps, args.device)
+        train_step_ratio(fmt, args.step_reps, args.device)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # Command modules (one import line each; they register themselves on ``app``).
 from . import (
+    doctor_cmd,  # noqa: F401
     energy_cmd,  # noqa: F401
     flops_cmd,  # noqa: F401
     profile_cmd,  # noqa: F401

@@ -28,6 +28,8 @@ JOULES_PER_KWH = 3.6e6
 WATTS_PER_THREAD = 4.0
 """TDP per logical CPU for a CPU missing from CodeCarbon's table (CodeCarbon 3.x's default)."""
 LOAD_MODEL = "TDP x (0.1 + 0.9 x load^3)"
+TABLE_BASIS = "CodeCarbon's CPU table"
+"""``CpuTdp.basis`` of a TDP found in CodeCarbon's CPU table."""
 
 
 def _quiet_codecarbon() -> None:
@@ -94,7 +96,7 @@ def codecarbon_tdp() -> CpuTdp:
     model = detected.model if detected.model and detected.model != "Unknown" else None
     table_w = detected._get_cpu_power_from_registry(model) if model else None
     if model and table_w:
-        return CpuTdp(model, float(table_w), "CodeCarbon's CPU table")
+        return CpuTdp(model, float(table_w), TABLE_BASIS)
     threads = os.cpu_count() or 1
     why = "not in CodeCarbon's CPU table" if model else "CPU model not detected"
     return CpuTdp(

@@ -23,11 +23,13 @@ class FakeNVMLError(Exception):
 
 @dataclass
 class FakeGpu:
-    """A GPU drawing ``power_w`` constantly; its counter steps every ``update_s`` seconds.
+    """A GPU drawing ``power_w`` (changed with :meth:`set_power`); its counter holds the
+    energy drawn up to its last update, every ``update_s`` seconds, like NVML's.
 
     ``counter``: whether the total-energy counter is supported. ``reported_power_w``: what
-    ``nvmlDeviceGetPowerUsage`` says (defaults to the true power). ``fail_after``: counter
-    and power calls raise after this many calls (errors mid-run)."""
+    ``nvmlDeviceGetPowerUsage`` says (defaults to the true power). ``reported_noise_w``: the
+    reading alternates this far above and below it. ``fail_after``: counter and power calls
+    raise after this many calls (errors mid-run)."""
 
     uuid: str
     name: str = "Fake A100"
@@ -35,12 +37,25 @@ class FakeGpu:
     counter: bool = True
     update_s: float = 0.1
     reported_power_w: float | None = None
+    reported_noise_w: float = 0.0
     extras: bool = True
     fail_after: int | None = None
 
     def __post_init__(self) -> None:
         self.t0 = time.perf_counter()
         self.calls = 0
+        self._segments = [(self.t0, 0.0, self.power_w)]  # (from, joules drawn by then, watts)
+
+    def set_power(self, power_w: float) -> None:
+        """Draw ``power_w`` from now on."""
+        now = time.perf_counter()
+        self._segments.append((now, self.drawn_j(now), power_w))
+        self.power_w = power_w
+
+    def drawn_j(self, t: float) -> float:
+        """The true energy drawn from creation to ``t``."""
+        start, joules, watts = next(s for s in reversed(self._segments) if s[0] <= t)
+        return joules + watts * (t - start)
 
     def _tick(self) -> None:
         self.calls += 1
@@ -50,11 +65,12 @@ class FakeGpu:
     def energy_mj(self) -> int:
         self._tick()
         steps = math.floor((time.perf_counter() - self.t0) / self.update_s)
-        return round(self.power_w * steps * self.update_s * 1000)
+        return round(self.drawn_j(self.t0 + steps * self.update_s) * 1000)
 
     def power_mw(self) -> int:
         self._tick()
         reported = self.power_w if self.reported_power_w is None else self.reported_power_w
+        reported += self.reported_noise_w * (-1) ** self.calls
         return round(reported * 1000)
 
 

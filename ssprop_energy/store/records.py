@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ..errors import UserError
 from .atomic import atomic_write_csv, atomic_write_json
 from .lock import live_holder
+from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
     DAMAGED,
     EPOCHS,
@@ -29,13 +30,11 @@ from .schema import (
     INFERENCE_COLUMNS,
     META,
     META_SCHEMA,
-    POWER,
     RunMeta,
 )
 
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
-POWER_TEXT_COLUMNS = ("source",)
 INFERENCE_TEXT_COLUMNS = ("provenance",)
 GATES_TEXT_COLUMNS = ("layer", "level")
 
@@ -76,12 +75,6 @@ def check_epochs(frame: pd.DataFrame, path: Path) -> None:
             raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
 
 
-def check_power(frame: pd.DataFrame, path: Path) -> None:
-    """power.csv's schema: time_s, source and power_w columns, numbers but for source."""
-    _required(frame, path, ("time_s", "source", "power_w"))
-    _numeric(frame, path, POWER_TEXT_COLUMNS)
-
-
 def check_inference(frame: pd.DataFrame, path: Path) -> None:
     """inference.csv's schema: its columns, numbers but for provenance labels."""
     _required(frame, path, INFERENCE_COLUMNS)
@@ -118,18 +111,17 @@ def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Dat
 
 @dataclass
 class RunRecord:
-    """One run folder as stored: its meta.json, epoch rows, power trace, and where present
-    the final model's inference cost and the gated layers' states (empty when absent).
+    """One run folder as stored: its meta.json, epoch rows, where present the final model's
+    inference cost and the gated layers' states (empty when absent), and its power trace,
+    read lazily (``trace``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
-    epochs and power are then empty); ``stale`` marks a run whose meta.json says
-    ``running`` while no live process holds it (it was killed): its status reads
-    ``interrupted``."""
+    epochs are then empty); ``stale`` marks a run whose meta.json says ``running`` while no
+    live process holds it (it was killed): its status reads ``interrupted``."""
 
     path: Path
     meta: dict[str, Any]
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    power: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
     damage: str | None = None
@@ -138,6 +130,17 @@ class RunRecord:
     @property
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.path.name))
+
+    @property
+    def trace(self) -> StoredTrace:
+        """The power trace, read lazily (chunk by chunk, or the power.csv of older runs)."""
+        return StoredTrace(self.path)
+
+    @property
+    def power(self) -> pd.DataFrame:
+        """Every reading of the power trace at once (empty for a damaged run): for short
+        runs; a report reads ``trace.overview()``."""
+        return pd.DataFrame() if self.damage is not None else self.trace.read()
 
     @property
     def status(self) -> str:
@@ -200,14 +203,14 @@ def load_run(run_dir: Path | str) -> RunRecord:
         return RunRecord(run_dir, {"run_id": run_dir.name}, damage=str(exc))
     try:
         epochs = _read_csv(run_dir / EPOCHS, check_epochs)
-        power = _read_csv(run_dir / POWER, check_power)
+        StoredTrace(run_dir).check()
         inference = _read_csv(run_dir / INFERENCE, check_inference)
         gates = _read_csv(run_dir / GATES, check_gates)
         _check_counts(meta, epochs, run_dir)
-    except StoreDamaged as exc:
+    except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
     stale = meta["status"] == "running" and live_holder(run_dir) is None
-    return RunRecord(run_dir, meta, epochs, power, inference, gates, stale=stale)
+    return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -233,8 +236,8 @@ def load_sweep(sweep_dir: Path | str) -> list[RunRecord]:
 
 
 class RunStore:
-    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv,
-    inference.csv."""
+    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), the power
+    chunks (``power_writer``), inference.csv."""
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
@@ -266,8 +269,10 @@ class RunStore:
         self.write_epochs(epochs)
         return epochs
 
-    def write_power(self, trace: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / POWER, trace)
+    def power_writer(self, epochs_kept: int) -> PowerWriter:
+        """The writer of the run's power chunks, continuing after ``epochs_kept`` stored
+        epochs (later chunks are removed: their epochs are trained again)."""
+        return PowerWriter(self.path, epochs_kept)
 
     def write_inference(self, inference: pd.DataFrame) -> None:
         atomic_write_csv(self.path / INFERENCE, inference)

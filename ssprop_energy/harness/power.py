@@ -15,10 +15,12 @@ class TraceRecorder:
     (checked after every step), the rest of an epoch when its row is stored, and what comes
     after the last epoch when the run ends."""
 
-    def __init__(self, meter: EnergyMeter, writer: PowerWriter, part_s: float = PART_S) -> None:
+    def __init__(
+        self, meter: EnergyMeter, writer: PowerWriter, part_s: float | None = None
+    ) -> None:
         self.meter = meter
         self.writer = writer
-        self.part_s = part_s
+        self.part_s = PART_S if part_s is None else part_s
 
     def after_step(self, epoch: int) -> None:
         if self.meter.trace_held[1] >= self.part_s:

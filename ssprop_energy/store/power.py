@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import UserError
@@ -99,8 +100,8 @@ def check_chunk(path: Path) -> None:
 
 
 def _last_time_s(path: Path) -> float:
-    times = pq.read_table(path, columns=["time_s"]).column("time_s")
-    return float(pa.compute.max(times).as_py() or 0.0)
+    times = _read_chunk(path, ["time_s"]).column("time_s")
+    return float(pc.max(times).as_py() or 0.0)
 
 
 class PowerWriter:
@@ -192,8 +193,9 @@ class _Sketch:
         ):
             self._widen()
         index = np.floor(times / self.width).astype(np.int64)
-        order = np.argsort(index, kind="stable")
-        index, power = index[order], power[order]
+        if np.any(index[1:] < index[:-1]):
+            order = np.argsort(index, kind="stable")
+            index, power = index[order], power[order]
         starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
         counts = np.diff(np.r_[starts, len(index)])
         sums = np.add.reduceat(power, starts)
@@ -244,11 +246,7 @@ class StoredTrace:
         """(epoch or None, readings) one chunk at a time; power.csv (no epochs) in slices."""
         found = self.chunks()
         for chunk in found:
-            try:
-                table = pq.read_table(chunk.path, columns=columns)
-            except (OSError, pa.ArrowException) as exc:
-                raise PowerTraceDamaged(f"{chunk.path}: cannot read ({exc})") from None
-            yield chunk.epoch, table.to_pandas()
+            yield chunk.epoch, _read_chunk(chunk.path, columns).to_pandas()
         if not found and self.csv.is_file():
             yield from ((None, f) for f in _csv_slices(self.csv, columns))
 
@@ -260,19 +258,38 @@ class StoredTrace:
         trace = pd.concat(frames, ignore_index=True)
         return trace.assign(source=trace["source"].astype(str))
 
+    def _series(self) -> Iterator[tuple[int | None, str, np.ndarray, np.ndarray]]:
+        """(epoch or None, source, times, power) per chunk and source, in time order."""
+        columns = list(POWER_COLUMNS)
+        found = self.chunks()
+        tables = (
+            ((c.epoch, _read_chunk(c.path, columns)) for c in found)
+            if found
+            else ((None, pa.Table.from_pandas(f)) for f in _csv_slices(self.csv, columns))
+            if self.csv.is_file()
+            else iter(())
+        )
+        for epoch, table in tables:
+            source = table.column("source").combine_chunks()
+            if not pa.types.is_dictionary(source.type):
+                source = pc.dictionary_encode(source)
+            codes = source.indices.to_numpy(zero_copy_only=False)
+            times = table.column("time_s").to_numpy().astype(float, copy=False)
+            power = table.column("power_w").to_numpy().astype(float, copy=False)
+            for code, name in enumerate(source.dictionary.to_pylist()):
+                rows = codes == code
+                if rows.any():
+                    yield epoch, str(name), times[rows], power[rows]
+
     def overview(self) -> PowerOverview:
         """Per-epoch statistics and the sketch, reading one chunk at a time (only
         ``time_s``, ``source`` and ``power_w``)."""
         sketch = _Sketch()
         epochs: dict[tuple[str, int], list[float]] = {}
-        for epoch, frame in self.frames(list(POWER_COLUMNS)):
-            groups = frame.groupby("source", sort=False, observed=True).indices
-            for source, rows in groups.items():
-                times = frame["time_s"].to_numpy(dtype=float)[rows]
-                power = frame["power_w"].to_numpy(dtype=float)[rows]
-                sketch.add(str(source), times, power)
-                if epoch is not None:
-                    _add_epoch(epochs, (str(source), epoch), times, power)
+        for epoch, source, times, power in self._series():
+            sketch.add(source, times, power)
+            if epoch is not None:
+                _add_epoch(epochs, (source, epoch), times, power)
         rows = [
             (source, epoch, int(n), t0, t1, total / n, lo, hi)
             for (source, epoch), (n, t0, t1, total, lo, hi) in epochs.items()
@@ -280,6 +297,13 @@ class StoredTrace:
         return PowerOverview(
             pd.DataFrame(rows, columns=EPOCH_COLUMNS + STATS), sketch.frame(), sketch.width
         )
+
+
+def _read_chunk(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.ParquetFile(path).read(columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise PowerTraceDamaged(f"{path}: cannot read ({exc})") from None
 
 
 def _add_epoch(

@@ -31,7 +31,7 @@ from .schema import POWER, POWER_DIR
 POWER_COLUMNS = ("time_s", "source", "power_w")
 """Columns every trace has (beside the GPU extras where NVML reports them)."""
 CHUNK_NAME = re.compile(r"^(?:epoch-(\d{5})|final)-(\d{3})\.parquet$")
-SKETCH_BINS = 512
+SKETCH_BINS = 256
 """At most this many bins per source in a trace's sketch."""
 SKETCH_MIN_WIDTH_S = 0.125
 """The narrowest sketch bin: 1/8 s (bin widths are this times a power of two)."""

@@ -161,11 +161,11 @@ def test_the_downsampling_rule(tmp_path: Path) -> None:
             assert row["power_w"] == pytest.approx(rows["power_w"].mean())
             assert row["power_w_min"] == rows["power_w"].min()
             assert row["power_w_max"] == rows["power_w"].max()
-    # 1800 s in at most 512 bins: 1/8 s x 2^k >= 1800 / 512 s -> 4 s, 450 bins
+    # 1800 s in at most 256 bins: 1/8 s x 2^k >= 1800 / 256 s -> 8 s, 225 bins
     width = SKETCH_MIN_WIDTH_S * 2 ** math.ceil(math.log2(1800 / SKETCH_BINS / SKETCH_MIN_WIDTH_S))
-    assert overview.width_s == width == 4.0
+    assert overview.width_s == width == 8.0
     sketch = overview.sketch[overview.sketch["source"] == "gpu0"]
-    assert len(sketch) == 450 <= SKETCH_BINS
+    assert len(sketch) == 225 <= SKETCH_BINS
     gpu = whole[whole["source"] == "gpu0"]
     first = gpu[gpu["time_s"] < width]
     assert sketch.iloc[0]["time_s"] == width / 2

@@ -169,15 +169,28 @@ def _meta(run_id: str, epochs: int) -> RunMeta:
     )
 
 
+PHASES = {"data": 0.05, "forward": 0.3, "backward": 0.45, "optimizer": 0.1, "eval": 0.1}
+
+
 def _row(run_id: str, epoch: int, seconds: float, energy: dict[str, float | None]) -> dict:
+    """An epochs.csv row as wide as the trainer's for these sources (phases x sources)."""
     row: dict[str, Any] = {"run_id": run_id, "epoch": epoch, "keep": 1.0, "train_loss": 1.0,
                            "train_accuracy": 0.5, "val_loss": 1.0, "accuracy": 0.5,
                            "steps": round(seconds / STEP_S), "time_s": seconds}  # fmt: skip
-    row["energy_j"] = sum(e for e in energy.values() if e is not None)
-    for source, joules in energy.items():
-        row[f"energy_j_{source}"] = joules
+    joules = {s: e or 0.0 for s, e in energy.items()}
+    row["energy_j"] = sum(joules.values())
+    for source, j in joules.items():
+        row[f"energy_j_{source}"] = j
         row[f"provenance_{source}"] = "measured"
+    for phase, share in PHASES.items():
+        row[f"time_s_{phase}"] = seconds * share
+        row[f"energy_j_{phase}"] = row["energy_j"] * share
+        for source, j in joules.items():
+            row[f"energy_j_{phase}_{source}"] = j * share
     row["emissions_kg"] = row["energy_j"] / 3.6e6 * 0.4
+    for flops in ("flops_forward", "flops_backward", "flops_backward_dense", "flops_eval"):
+        row[flops] = 10**15
+    row["flops_total"] = 3 * 10**15
     return row
 
 

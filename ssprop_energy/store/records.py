@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import UserError
-from .atomic import atomic_write_csv, atomic_write_json
+from .atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from .lock import live_holder
 from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
@@ -213,6 +213,12 @@ def load_run(run_dir: Path | str) -> RunRecord:
     return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale)
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What changes whenever a file is replaced or written: inode, size, modification time."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def is_run_dir(path: Path) -> bool:
     """True for a folder holding a meta.json."""
     return path.is_dir() and (path / META).is_file()
@@ -241,6 +247,8 @@ class RunStore:
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
+        self._written: tuple[tuple[int, int, int], pd.DataFrame, str] | None = None
+        """epochs.csv as this store last wrote it: the file's identity, its rows, its text."""
 
     def write_meta(self, meta: RunMeta | dict[str, Any]) -> None:
         atomic_write_json(self.path / META, meta.to_json() if isinstance(meta, RunMeta) else meta)
@@ -252,21 +260,43 @@ class RunStore:
         return _read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / EPOCHS, epochs)
+        self._write_epochs(epochs, epochs.to_csv(index=False))
+
+    def _write_epochs(self, epochs: pd.DataFrame, text: str) -> None:
+        path = atomic_write_text(self.path / EPOCHS, text)
+        self._written = (_identity(path), epochs, text)
+
+    def _stored_epochs(self) -> tuple[pd.DataFrame, str | None]:
+        """The stored rows, and the file's text when this store wrote it last (the file is
+        then not read again); read and checked when anything else may have written it."""
+        if self._written is not None:
+            identity, epochs, text = self._written
+            try:
+                if _identity(self.path / EPOCHS) == identity:
+                    return epochs, text
+            except FileNotFoundError:
+                pass
+        return self.read_epochs(), None
 
     def append_epoch(self, row: dict[str, Any]) -> pd.DataFrame:
         """Add one epoch row and rewrite epochs.csv atomically; returns all rows.
 
         The row's ``epoch`` must be the next one (the number of stored rows): a StoreConflict
-        otherwise, so no epoch is ever stored twice."""
-        stored = self.read_epochs()
+        otherwise, so no epoch is ever stored twice. When this store wrote the file last, it
+        is not read again and the new row's line is added to the text it wrote, so the cost
+        of an epoch end hardly grows with the epochs stored."""
+        stored, text = self._stored_epochs()
         if row["epoch"] != len(stored):
             raise StoreConflict(
                 f"{self.path / EPOCHS}: holds {len(stored)} epoch rows, so epoch "
                 f"{row['epoch']} cannot be added (does another process write this run?)"
             )
-        epochs = pd.concat([stored, pd.DataFrame([row])], ignore_index=True, sort=False)
-        self.write_epochs(epochs)
+        new = pd.DataFrame([row])
+        epochs = pd.concat([stored, new], ignore_index=True, sort=False)
+        if text is not None and list(new.columns) == list(stored.columns):
+            self._write_epochs(epochs, text + new.to_csv(index=False, header=False))
+        else:
+            self.write_epochs(epochs)
         return epochs
 
     def power_writer(self, epochs_kept: int) -> PowerWriter:

@@ -3,8 +3,9 @@
 Writes a synthetic store in a temporary folder through ``ssprop_energy.store``:
 dense and ssProp (keep 0.2) over a 2 x 3 lr x batch-size grid, one seed, 30 epochs each,
 sources gpu0 (measured) and cpu (estimated), and a 1 Hz power trace of 30 minutes per run
-and source. Then times ``build_report`` + ``write_report`` (median of ``--reps`` runs in one
-process after a first one, also printed) and prints the size of report.html.
+and source (one chunk per epoch). Then times ``build_report`` + ``write_report`` (median of
+``--reps`` runs in one process after a first one, also printed) and prints the size of
+report.html.
 
     python benchmarks/report_speed.py [--reps 3] [--epochs 30] [--trace-s 1800]
 """
@@ -91,6 +92,13 @@ def write_sweep(root: Path, epochs: int, trace_s: int) -> Path:
                     "sweep": "bench",
                     "method": method,
                     "method_label": method if keep == 1.0 else "ssprop keep=0.2",
+                    "method_params": {"keep": keep},
+                    "task": "classification",
+                    "primary_metric": "accuracy",
+                    "higher_is_better": True,
+                    "mean_keep_planned": keep,
+                    "flops_per_step": {},
+                    "started_at": "2026-01-01T00:00:00+00:00",
                     "seed": 0,
                     "setup": {"lr": lr, "batch_size": batch},
                     "status": "finished",
@@ -111,7 +119,10 @@ def write_sweep(root: Path, epochs: int, trace_s: int) -> Path:
                 }
             )
             store.write_epochs(_epochs(run_id, keep, lr, batch, epochs))
-            store.write_power(power)
+            writer = store.power_writer(0)
+            epoch_of = (power["time_s"] * epochs // trace_s).astype(int)
+            for epoch, rows in power.groupby(epoch_of):
+                writer.write(rows, int(epoch))
     return sweep
 
 

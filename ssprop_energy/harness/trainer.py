@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..profilers import EnergyMeter, energy_meta, environment_meta
 from ..store import (
     CHECKPOINT,
+    POWER_DIR,
     WEIGHTS,
     RunMeta,
     RunStore,
@@ -33,6 +34,7 @@ from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .epoch import EpochAccumulator
 from .inference import measure_inference
+from .power import TraceRecorder
 from .runs import RunSpec
 
 
@@ -271,7 +273,7 @@ def run_training(
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
-    """Train (or resume) one run, storing meta.json, epochs.csv and power.csv as it goes,
+    """Train (or resume) one run, storing meta.json, epochs.csv and the power chunks as it goes,
     then measure the final model's inference cost (inference.csv) before the run is
     ``finished`` and its checkpoint removed.
 
@@ -291,7 +293,7 @@ def run_training(
     status: Status = "running"
     error = None
     record = True
-    meter: EnergyMeter | None = None
+    recorder: TraceRecorder | None = None
     checkpoint = run_dir / CHECKPOINT
     t0 = time.perf_counter()
     try:
@@ -306,6 +308,7 @@ def run_training(
         if _replay_epochs(meta, spec, epochs):
             start_epoch = spec.train.epochs
         meter = _meter(spec, ctx)
+        recorder = TraceRecorder(meter, store.power_writer(len(epochs)))
         warm_up(ctx, spec)
         t0 = time.perf_counter()
         with meter:
@@ -314,12 +317,13 @@ def run_training(
             meta.environment = environment_meta(meter)
             store.write_meta(meta)
             for epoch in range(start_epoch, spec.train.epochs):
-                row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, on_step)}
+                step = _recording(recorder, on_step)
+                row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
                 epochs = store.append_epoch(row)
+                recorder.end_epoch(epoch)
                 save_checkpoint(checkpoint, ctx, epoch + 1)
                 stop = _end_epoch(meta, spec, row, len(epochs))
                 store.write_meta(meta)
-                store.write_power(meter.trace())
                 if on_epoch is not None:
                     on_epoch(row)
                 if stop:
@@ -347,9 +351,10 @@ def run_training(
     finally:
         try:
             if record:
-                _record_end(store, meta, status, error, len(epochs), meter)
+                _record_end(store, meta, status, error, len(epochs), recorder)
         finally:
             remove_temp_files(run_dir)
+            remove_temp_files(run_dir / POWER_DIR)
     if status == "finished":
         checkpoint.unlink(missing_ok=True)
     last = epochs.iloc[-1] if not epochs.empty else None
@@ -370,14 +375,28 @@ def _record_end(
     status: Status,
     error: str | None,
     epochs_done: int,
-    meter: EnergyMeter | None,
+    recorder: TraceRecorder | None,
 ) -> None:
-    """meta.json says how the run ended (written first: it matters most), then power.csv."""
+    """meta.json says how the run ended (written first: it matters most), then the power
+    readings after the last stored epoch."""
     meta.status, meta.error, meta.finished_at = status, error, now()
     meta.epochs_done = epochs_done
     store.write_meta(meta)
-    if meter is not None:
-        store.write_power(meter.trace())
+    if recorder is not None:
+        recorder.end_run()
+
+
+def _recording(
+    recorder: TraceRecorder, on_step: Callable[[StepInfo], None] | None
+) -> Callable[[StepInfo], None]:
+    """``on_step`` that first stores a part of the power trace when one is due."""
+
+    def step(info: StepInfo) -> None:
+        recorder.after_step(info.epoch)
+        if on_step is not None:
+            on_step(info)
+
+    return step
 
 
 def _run_energy(epochs: pd.DataFrame) -> float | None:

@@ -6,7 +6,7 @@
         with meter.window("forward"):
             ...
         m = meter.end("backward")   # after meter.begin("backward")
-    meter.summary(); meter.trace()
+    meter.summary(); meter.take_trace()
 
 The meter owns the lifecycle (CodeCarbon, the sampler thread, the open windows) and the
 accumulated totals. The parts it calls are tested on their own: finding the sources
@@ -38,6 +38,7 @@ from .discovery import CpuMode, GpuSelection, Hardware, discover
 from .rapl import POWERCAP_ROOT
 from .sampler import TRACE_COLUMNS, Sampler, SamplerError
 from .sources import EnergySource, SourceInfo
+from .traces import Mark
 from .windows import Measurement, Readings, window_energy
 
 DIVERGENCE_THRESHOLD = 0.05
@@ -48,6 +49,7 @@ DIVERGENCE_THRESHOLD = 0.05
 class _Open:
     t0: float
     counters: dict[str, float | None]
+    marks: dict[str, Mark]
 
 
 @dataclass
@@ -76,7 +78,9 @@ class EnergyMeter:
     ``interval_s``: the sampler's period; ``split_span_s``: the counter history it keeps for
     windows too short for a counter (:mod:`.windows`). ``powercap_root``, ``pynvml`` and
     ``sync`` are injectable for tests (``sync`` runs at every window edge; default: CUDA
-    synchronise).
+    synchronise). ``clock`` (seconds, monotonic) replaces ``time.perf_counter`` for a
+    simulation: the meter then starts no sampler thread, and the caller takes each reading
+    with ``sample()``.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class EnergyMeter:
         powercap_root: Path = POWERCAP_ROOT,
         pynvml: ModuleType | None = None,
         sync: Callable[[], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if gpus is not None and gpus != "auto" and not isinstance(gpus, list):
             raise ValueError(f"gpus must be 'auto', a list of indices or None, got {gpus!r}")
@@ -115,12 +120,15 @@ class EnergyMeter:
         self._pynvml = pynvml
         self._sync_arg = sync
         self._sync: Callable[[], None] = sync or (lambda: None)
+        self._clock = clock or time.perf_counter
+        self._threaded = clock is None
         self._hardware = Hardware([])
         self._carbon: CodeCarbonRun | None = None
         self._sampler: Sampler | None = None
         self._open: dict[str, _Open] = {}
         self._totals: dict[str, _Totals] = {}
         self._edges: dict[str, tuple[float, ...]] = {}
+        self._edge_marks: dict[str, Mark] = {}
         self._started = self._stopped = False
         self._t_origin = 0.0
 
@@ -144,7 +152,7 @@ class EnergyMeter:
         if self._started:
             raise RuntimeError("an EnergyMeter can be started once")
         self._started = True
-        self._t_origin = time.perf_counter()
+        self._t_origin = self._clock()
         try:
             if self.codecarbon:
                 self._carbon = CodeCarbonRun(self.country, self.region)
@@ -162,13 +170,20 @@ class EnergyMeter:
             ):
                 self._sync = _cuda_sync
             self._sampler = Sampler(
-                self._hardware.sources, self.interval_s, self._t_origin, self.split_span_s
+                self._hardware.sources,
+                self.interval_s,
+                self._t_origin,
+                self.split_span_s,
+                self._clock,
             )
-            self._sampler.start()
+            self._sampler.start(thread=self._threaded)
             self._edges = {
                 s.name: edge
                 for s in self._sampler.sources
                 if s.is_counter and (edge := self._read_edge(s))
+            }
+            self._edge_marks = {
+                name: self._sampler.power[name].mark(edge[0]) for name, edge in self._edges.items()
             }
         except BaseException:
             self.stop()
@@ -199,7 +214,7 @@ class EnergyMeter:
     def _read_edge(self, source: EnergySource) -> tuple[float, float] | tuple[()]:
         """(time, counter) for the whole-run cross-check; empty if the counter fails."""
         try:
-            return time.perf_counter(), source.energy_j()
+            return self._clock(), source.energy_j()
         except Exception as exc:
             self._record_error(source.name, exc)
             return ()
@@ -213,8 +228,7 @@ class EnergyMeter:
         if name in self._open:
             raise ValueError(f"window {name!r} is already open")
         self._totals.setdefault(name, _Totals())  # summary rows in order of first begin
-        self._sync()
-        self._open[name] = _Open(time.perf_counter(), self._read_counters())
+        self._open[name] = self._open_window()
 
     def end(self, name: str) -> Measurement:
         """Close window ``name``, add it to the totals of that name and return it."""
@@ -244,12 +258,20 @@ class EnergyMeter:
             return {}
         if not self._started or self._stopped:
             raise RuntimeError("start the EnergyMeter before measuring idle power")
-        self._sync()
-        opened = _Open(time.perf_counter(), self._read_counters())
+        opened = self._open_window()
         time.sleep(seconds)
         m = self._measure("idle", opened)
         self.idle_power_w = {name: e / m.time_s for name, e in m.energy_j.items() if e is not None}
         return dict(self.idle_power_w)
+
+    def _open_window(self) -> _Open:
+        """Synchronise, then the window's start: its time, counters and power marks."""
+        self._sync()
+        t0 = self._clock()
+        counters = self._read_counters()
+        assert self._sampler is not None  # started
+        marks = {name: trace.mark(t0) for name, trace in self._sampler.power.items()}
+        return _Open(t0, counters, marks)
 
     def _read_counters(self) -> dict[str, float | None]:
         values: dict[str, float | None] = {}
@@ -268,7 +290,7 @@ class EnergyMeter:
 
     def _measure(self, name: str, opened: _Open) -> Measurement:
         self._sync()
-        t1 = time.perf_counter()
+        t1 = self._clock()
         ends = self._read_counters()
         assert self._sampler is not None  # started
         energy: dict[str, float | None] = {}
@@ -283,7 +305,7 @@ class EnergyMeter:
                 opened.counters.get(key),
                 ends.get(key),
                 span_start=None if history is None else history.oldest(),
-                samples_j=None if trace is None else trace.energy_between(opened.t0, t1),
+                samples_j=None if trace is None else trace.energy_since(opened.marks[key], t1),
             )
             energy[key], how = window_energy(source.info.provenance, source.resolution_s, readings)
             provenance[key] = how.value
@@ -351,11 +373,34 @@ class EnergyMeter:
             rows.append(row)
         return pd.DataFrame(rows, columns=columns)
 
+    def sample(self) -> None:
+        """Take one reading of every source now (a meter with a ``clock`` has no sampler
+        thread to do it)."""
+        if self._sampler is None or self._stopped:
+            raise RuntimeError("start the EnergyMeter before sampling")
+        self._sampler.tick()
+
     def trace(self) -> pd.DataFrame:
-        """The sampler's readings: ``time_s`` (since start), ``source``, ``power_w``,
+        """The readings not yet taken: ``time_s`` (since start), ``source``, ``power_w``,
         ``utilization_pct``, ``memory_used_mb``, ``sm_clock_mhz``, ``temperature_c``."""
-        rows = list(self._sampler.rows) if self._sampler else []
-        return pd.DataFrame(rows, columns=list(TRACE_COLUMNS))
+        if self._sampler is None:
+            return pd.DataFrame(columns=list(TRACE_COLUMNS))
+        return self._sampler.held()
+
+    def take_trace(self) -> pd.DataFrame:
+        """The readings since the last ``take_trace`` (columns as ``trace()``); the meter
+        forgets them, so a caller that takes them regularly bounds the meter's memory."""
+        if self._sampler is None:
+            return pd.DataFrame(columns=list(TRACE_COLUMNS))
+        return self._sampler.take()
+
+    @property
+    def trace_held(self) -> tuple[int, float]:
+        """(rows, seconds) of readings not yet taken: their count and the time they span
+        from the first to now."""
+        if self._sampler is None:
+            return 0, 0.0
+        return self._sampler.held_span(self._clock() - self._t_origin)
 
     def cross_check(self) -> dict[str, dict[str, float | bool]]:
         """For sources with both a counter and power readings (NVML), over the whole run:
@@ -364,11 +409,11 @@ class EnergyMeter:
         if self._sampler is None or not self._stopped:
             return result
         for name, edge in self._edges.items():
-            trace = self._sampler.power[name]
-            if len(edge) != 4 or len(trace) < 2:
+            trace, mark = self._sampler.power[name], self._edge_marks.get(name)
+            if len(edge) != 4 or len(trace) < 2 or mark is None:
                 continue
-            t0, e0, t1, e1 = edge
-            sampled = trace.energy_between(t0, t1)
+            _, e0, t1, e1 = edge
+            sampled = trace.energy_since(mark, t1)
             counter = e1 - e0
             if sampled is None or counter <= 0:
                 continue

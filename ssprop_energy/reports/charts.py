@@ -132,8 +132,37 @@ def power_trace(report: Report) -> Figure | None:
             label = str(run) if ax is axes[0] else "_nolegend_"
             color = colors[runs.index(run)]
             ax.plot(rows["time_s"], rows["power_w"], linewidth=0.8, label=label, color=color)
+            ax.fill_between(
+                rows["time_s"], rows["power_w_min"], rows["power_w_max"], color=color, alpha=0.2
+            )
         ax.set_title(source)
         ax.set_xlabel("time since run start (s)")
+        ax.set_ylabel("power (W)")
+    _legend(fig, power["run"].nunique())
+    return fig
+
+
+def power_per_epoch(report: Report) -> Figure | None:
+    power = report.power_epochs
+    if power.empty:
+        return None
+    sources = list(dict.fromkeys(power["source"]))
+    runs = list(dict.fromkeys(power["run"]))
+    colors = _colors(len(runs))
+    fig, axes = _figure(1, len(sources))
+    for ax, source in zip(axes, sources, strict=True):
+        for run, rows in power[power["source"] == source].groupby("run", sort=False):
+            label = str(run) if ax is axes[0] else "_nolegend_"
+            color = colors[runs.index(run)]
+            ax.plot(
+                rows["epoch"], rows["power_w"], marker="o", markersize=3, label=label, color=color
+            )
+            ax.fill_between(
+                rows["epoch"], rows["power_w_min"], rows["power_w_max"], color=color, alpha=0.2
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(source)
+        ax.set_xlabel("epoch")
         ax.set_ylabel("power (W)")
     _legend(fig, power["run"].nunique())
     return fig
@@ -340,9 +369,15 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
     ),
     (
         "power",
-        "Power trace",
-        "power.csv of each run: time_s, source, power_w (thinned)",
+        "Power trace: mean per time bin, band: min to max",
+        "power/ of each run, downsampled: time_s, source, power_w, power_w_min, power_w_max",
         power_trace,
+    ),
+    (
+        "power-epochs",
+        "Power per epoch: mean, band: min to max",
+        "power/ of each run, per epoch: epoch, source, power_w, power_w_min, power_w_max",
+        power_per_epoch,
     ),
     (
         "phases",

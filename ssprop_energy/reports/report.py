@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import is_mixed
-from ..store import FINISHED, NO_SETUP, RunRecord, load_sweep
+from ..store import FINISHED, NO_SETUP, PowerTraceDamaged, RunRecord, load_sweep
 from .aggregate import SWEEP, method_table, setup_table
 from .compare import add_comparisons
 from .runs import (
@@ -28,9 +28,6 @@ from .runs import (
     tidy_gates,
     tidy_inference,
 )
-
-POWER_POINTS_PER_SERIES = 400
-"""The power trace kept per run and source (evenly thinned) so a report stays small."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,11 @@ class Report:
     setups: pd.DataFrame
     """setups.csv: energy, time, FLOPs, emissions to target per sweep point, ranked."""
     power: pd.DataFrame
-    """The power trace of every run (thinned): run, source, time_s, power_w."""
+    """The power trace of every run, downsampled (``StoredTrace.overview``'s sketch): run,
+    source, time_s (a bin's centre), samples, power_w (mean), power_w_min, power_w_max."""
+    power_epochs: pd.DataFrame
+    """Power per run, source and epoch: run, source, epoch, samples, time_s_start,
+    time_s_end, power_w (mean), power_w_min, power_w_max."""
     environment: pd.DataFrame
     """Distinct environments (GPU, driver, CPU, torch, ...) and the runs on each."""
     energy_sources: pd.DataFrame
@@ -154,20 +155,27 @@ def _target(records: list[RunRecord], target: float | None) -> tuple[float | Non
     return (float(next(iter(stored))) if stored else None), []
 
 
-def _power(records: list[RunRecord], names: list[str]) -> pd.DataFrame:
-    frames = []
+def _power(
+    records: list[RunRecord], names: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Every run's downsampled trace and power per epoch, read one chunk at a time; a
+    damaged trace is left out with a note (the run's other tables stay)."""
+    sketches, epochs, notes = [], [], []
     for record, name in zip(records, names, strict=True):
-        trace = record.power
-        if trace.empty or not {"time_s", "source", "power_w"} <= set(trace.columns):
+        try:
+            overview = record.trace.overview()
+        except PowerTraceDamaged as exc:
+            notes.append(f"{name}: power trace left out: {exc}")
             continue
-        for source, series in trace.groupby("source", sort=False):
-            step = max(1, math.ceil(len(series) / POWER_POINTS_PER_SERIES))
-            thinned = series.iloc[::step][["time_s", "power_w"]]
-            frames.append(thinned.assign(run=name, source=str(source)))
-    columns = ["run", "source", "time_s", "power_w"]
-    return (
-        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-    )
+        sketches.append(overview.sketch.assign(run=name))
+        epochs.append(overview.epochs.assign(run=name))
+    return _stacked(sketches), _stacked(epochs), notes
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table of per-run frames, ``run`` first."""
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run"])
+    return table[["run", *(c for c in table.columns if c != "run")]]
 
 
 ENVIRONMENT_FIELDS = ("gpus", "driver", "cuda", "cpu", "torch", "python", "platform")
@@ -309,6 +317,8 @@ def build_report(
     notes += _run_notes(records, names) + _notes(summary, methods, setups)
     if not summary["is_baseline"].any():
         notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
+    power, power_epochs, power_notes = _power(records, names)
+    notes += power_notes
     sweeps = list(dict.fromkeys(summary["sweep"]))
     return Report(
         runs=summary,
@@ -316,7 +326,8 @@ def build_report(
         epochs=epochs[_beside(list(epochs.columns))],
         phases=phase_rows(summary, list(sources)),
         setups=setups,
-        power=_power(records, names),
+        power=power,
+        power_epochs=power_epochs,
         environment=_environment(records, names),
         energy_sources=_energy_sources(records),
         inference=_tidy(tidy_inference, records, names),

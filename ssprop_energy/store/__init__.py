@@ -9,6 +9,14 @@ from .atomic import (
     remove_temp_files,
 )
 from .lock import LOCK_REFRESH_S, LOCK_STALE_AFTER_S, LockInfo, RunClaimed, RunLock, live_holder
+from .power import (
+    SKETCH_BINS,
+    Chunk,
+    PowerOverview,
+    PowerTraceDamaged,
+    PowerWriter,
+    StoredTrace,
+)
 from .records import (
     RunRecord,
     RunStore,
@@ -36,6 +44,7 @@ from .schema import (
     NO_SETUP,
     PHASES,
     POWER,
+    POWER_DIR,
     SETTLED,
     WEIGHTS,
     RunMeta,
@@ -62,9 +71,15 @@ __all__ = [
     "NO_SETUP",
     "PHASES",
     "POWER",
+    "POWER_DIR",
     "SETTLED",
+    "SKETCH_BINS",
     "WEIGHTS",
+    "Chunk",
     "LockInfo",
+    "PowerOverview",
+    "PowerTraceDamaged",
+    "PowerWriter",
     "RunClaimed",
     "RunLock",
     "RunMeta",
@@ -73,6 +88,7 @@ __all__ = [
     "Status",
     "StoreConflict",
     "StoreDamaged",
+    "StoredTrace",
     "atomic_write",
     "atomic_write_csv",
     "atomic_write_json",

@@ -18,8 +18,9 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import UserError
-from .atomic import atomic_write_csv, atomic_write_json
+from .atomic import atomic_write_csv, atomic_write_json, atomic_write_text
 from .lock import live_holder
+from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
     DAMAGED,
     EPOCHS,
@@ -29,13 +30,11 @@ from .schema import (
     INFERENCE_COLUMNS,
     META,
     META_SCHEMA,
-    POWER,
     RunMeta,
 )
 
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
-POWER_TEXT_COLUMNS = ("source",)
 INFERENCE_TEXT_COLUMNS = ("provenance",)
 GATES_TEXT_COLUMNS = ("layer", "level")
 
@@ -76,12 +75,6 @@ def check_epochs(frame: pd.DataFrame, path: Path) -> None:
             raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
 
 
-def check_power(frame: pd.DataFrame, path: Path) -> None:
-    """power.csv's schema: time_s, source and power_w columns, numbers but for source."""
-    _required(frame, path, ("time_s", "source", "power_w"))
-    _numeric(frame, path, POWER_TEXT_COLUMNS)
-
-
 def check_inference(frame: pd.DataFrame, path: Path) -> None:
     """inference.csv's schema: its columns, numbers but for provenance labels."""
     _required(frame, path, INFERENCE_COLUMNS)
@@ -118,18 +111,17 @@ def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Dat
 
 @dataclass
 class RunRecord:
-    """One run folder as stored: its meta.json, epoch rows, power trace, and where present
-    the final model's inference cost and the gated layers' states (empty when absent).
+    """One run folder as stored: its meta.json, epoch rows, where present the final model's
+    inference cost and the gated layers' states (empty when absent), and its power trace,
+    read lazily (``trace``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
-    epochs and power are then empty); ``stale`` marks a run whose meta.json says
-    ``running`` while no live process holds it (it was killed): its status reads
-    ``interrupted``."""
+    epochs are then empty); ``stale`` marks a run whose meta.json says ``running`` while no
+    live process holds it (it was killed): its status reads ``interrupted``."""
 
     path: Path
     meta: dict[str, Any]
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    power: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
     damage: str | None = None
@@ -138,6 +130,17 @@ class RunRecord:
     @property
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.path.name))
+
+    @property
+    def trace(self) -> StoredTrace:
+        """The power trace, read lazily (chunk by chunk, or the power.csv of older runs)."""
+        return StoredTrace(self.path)
+
+    @property
+    def power(self) -> pd.DataFrame:
+        """Every reading of the power trace at once (empty for a damaged run): for short
+        runs; a report reads ``trace.overview()``."""
+        return pd.DataFrame() if self.damage is not None else self.trace.read()
 
     @property
     def status(self) -> str:
@@ -200,14 +203,20 @@ def load_run(run_dir: Path | str) -> RunRecord:
         return RunRecord(run_dir, {"run_id": run_dir.name}, damage=str(exc))
     try:
         epochs = _read_csv(run_dir / EPOCHS, check_epochs)
-        power = _read_csv(run_dir / POWER, check_power)
+        StoredTrace(run_dir).check()
         inference = _read_csv(run_dir / INFERENCE, check_inference)
         gates = _read_csv(run_dir / GATES, check_gates)
         _check_counts(meta, epochs, run_dir)
-    except StoreDamaged as exc:
+    except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
     stale = meta["status"] == "running" and live_holder(run_dir) is None
-    return RunRecord(run_dir, meta, epochs, power, inference, gates, stale=stale)
+    return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale)
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What changes whenever a file is replaced or written: inode, size, modification time."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def is_run_dir(path: Path) -> bool:
@@ -233,11 +242,13 @@ def load_sweep(sweep_dir: Path | str) -> list[RunRecord]:
 
 
 class RunStore:
-    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), power.csv,
-    inference.csv."""
+    """Writes one run's folder: meta.json, epochs.csv (rewritten per epoch), the power
+    chunks (``power_writer``), inference.csv."""
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir)
+        self._written: tuple[tuple[int, int, int], pd.DataFrame, str] | None = None
+        """epochs.csv as this store last wrote it: the file's identity, its rows, its text."""
 
     def write_meta(self, meta: RunMeta | dict[str, Any]) -> None:
         atomic_write_json(self.path / META, meta.to_json() if isinstance(meta, RunMeta) else meta)
@@ -249,25 +260,49 @@ class RunStore:
         return _read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / EPOCHS, epochs)
+        self._write_epochs(epochs, epochs.to_csv(index=False))
+
+    def _write_epochs(self, epochs: pd.DataFrame, text: str) -> None:
+        path = atomic_write_text(self.path / EPOCHS, text)
+        self._written = (_identity(path), epochs, text)
+
+    def _stored_epochs(self) -> tuple[pd.DataFrame, str | None]:
+        """The stored rows, and the file's text when this store wrote it last (the file is
+        then not read again); read and checked when anything else may have written it."""
+        if self._written is not None:
+            identity, epochs, text = self._written
+            try:
+                if _identity(self.path / EPOCHS) == identity:
+                    return epochs, text
+            except FileNotFoundError:
+                pass
+        return self.read_epochs(), None
 
     def append_epoch(self, row: dict[str, Any]) -> pd.DataFrame:
         """Add one epoch row and rewrite epochs.csv atomically; returns all rows.
 
         The row's ``epoch`` must be the next one (the number of stored rows): a StoreConflict
-        otherwise, so no epoch is ever stored twice."""
-        stored = self.read_epochs()
+        otherwise, so no epoch is ever stored twice. When this store wrote the file last, it
+        is not read again and the new row's line is added to the text it wrote, so the cost
+        of an epoch end hardly grows with the epochs stored."""
+        stored, text = self._stored_epochs()
         if row["epoch"] != len(stored):
             raise StoreConflict(
                 f"{self.path / EPOCHS}: holds {len(stored)} epoch rows, so epoch "
                 f"{row['epoch']} cannot be added (does another process write this run?)"
             )
-        epochs = pd.concat([stored, pd.DataFrame([row])], ignore_index=True, sort=False)
-        self.write_epochs(epochs)
+        new = pd.DataFrame([row])
+        epochs = pd.concat([stored, new], ignore_index=True, sort=False)
+        if text is not None and list(new.columns) == list(stored.columns):
+            self._write_epochs(epochs, text + new.to_csv(index=False, header=False))
+        else:
+            self.write_epochs(epochs)
         return epochs
 
-    def write_power(self, trace: pd.DataFrame) -> None:
-        atomic_write_csv(self.path / POWER, trace)
+    def power_writer(self, epochs_kept: int) -> PowerWriter:
+        """The writer of the run's power chunks, continuing after ``epochs_kept`` stored
+        epochs (later chunks are removed: their epochs are trained again)."""
+        return PowerWriter(self.path, epochs_kept)
 
     def write_inference(self, inference: pd.DataFrame) -> None:
         atomic_write_csv(self.path / INFERENCE, inference)

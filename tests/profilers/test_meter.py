@@ -4,6 +4,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from profiler_fakes import FakeGpu, FakeNvml, set_energy
 
@@ -315,3 +316,46 @@ def test_environment_names_gpus_and_driver(powercap: Path) -> None:
     }
     assert list(energy["sources"]) == ["gpu0", "gpu1", "cpu", "dram"]
     assert (energy["country"], energy["idle_power_w"]) == ("USA", {})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_meter_holds_only_the_readings_not_yet_taken(tmp_path: Path) -> None:
+    """With a fake clock the meter samples when told; taking the trace regularly keeps its
+    memory to one chunk, and the windows still get every joule."""
+    clock = FakeClock()
+    meter = make_meter(
+        [FakeGpu("GPU-a", power_w=100.0, counter=False)],
+        tmp_path / "no-powercap",
+        cpu=None,
+        interval_s=0.1,
+        clock=clock,
+    )
+    taken = []
+    with meter:
+        assert not sampler_alive()  # a fake clock: no sampler thread
+        meter.begin("run")
+        for tick in range(1, 20_001):
+            clock.now += 0.1
+            meter.sample()
+            if tick % 1000 == 0:
+                rows, seconds = meter.trace_held
+                assert rows <= 1001 and seconds == pytest.approx(100.0 if rows > 1000 else 99.9)
+                taken.append(meter.take_trace())
+                assert meter.trace().empty and meter.trace_held == (0, 0.0)
+        run = meter.end("run")
+        power = meter._sampler.power["gpu0"]  # type: ignore[union-attr]
+        assert power.count == 20_001 and len(power.times) < 200
+        assert meter._sampler.rows.nbytes == 0  # type: ignore[union-attr]
+    assert run.energy_j["gpu0"] == pytest.approx(100.0 * 2000.0)
+    assert run.provenance["gpu0"] == "sampled"
+    trace = pd.concat([*taken, meter.take_trace()], ignore_index=True)
+    assert len(trace) == 20_002  # the first reading at start, 20,000 ticks, one at stop
+    assert trace["time_s"].is_monotonic_increasing
+    assert trace["time_s"].iloc[-1] == pytest.approx(2000.0)

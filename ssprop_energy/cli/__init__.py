@@ -9,6 +9,7 @@ from __future__ import annotations
 # Command modules (one import line each; they register themselves on ``app``).
 from . import (
     energy_cmd,  # noqa: F401
+    estimate_cmd,  # noqa: F401
     flops_cmd,  # noqa: F401
     profile_cmd,  # noqa: F401
     report_cmd,  # noqa: F401

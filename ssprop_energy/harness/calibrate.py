@@ -55,11 +55,13 @@ class Prices:
     def n(self) -> int:
         return len(self.fixed.get(TIME, []))
 
-    def add(self, fixed: dict[str, float], scaled: dict[str, float], labels: dict[str, str]):
-        """One measured unit; a source missing from ``fixed`` had no figure in it."""
-        first = self.n == 0
-        for name in list(self.fixed) if not first else list(fixed):
-            if name not in fixed:  # a source lost its figure: none of its units count
+    def add(
+        self, fixed: dict[str, float], scaled: dict[str, float], labels: dict[str, str]
+    ) -> None:
+        """One measured unit; a source missing from ``fixed`` had no figure in it (none of
+        its units count then)."""
+        for name in list(self.fixed) if self.n else list(fixed):
+            if name not in fixed:
                 self.fixed.pop(name)
                 self.scaled.pop(name)
                 continue
@@ -78,15 +80,23 @@ class Prices:
         """Per unit, fixed + scaled (the unit at its full ``samples``)."""
         return [f + s for f, s in zip(self.fixed[name], self.scaled[name], strict=True)]
 
+    def mean_sd(self, name: str) -> tuple[float, float]:
+        """Mean and sample standard deviation of a unit's ``name`` (NaN without a figure;
+        sd 0 below two units)."""
+        if name not in self.fixed:
+            return math.nan, math.nan
+        values = self.totals(name)
+        mean = sum(values) / len(values)
+        if len(values) < 2:
+            return mean, 0.0
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
     def rse(self) -> float:
         """Relative standard error of the mean unit time (inf below two units)."""
-        values = self.totals(TIME)
-        n = len(values)
-        if n < 2:
+        mean, sd = self.mean_sd(TIME)
+        if self.n < 2 or mean <= 0:
             return math.inf
-        mean = sum(values) / n
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        return sd / math.sqrt(n) / mean if mean > 0 else math.inf
+        return sd / math.sqrt(self.n) / mean
 
 
 def _split(

@@ -197,8 +197,6 @@ def predict_run(
     energy_j, energy_low, energy_high = predict_time_energy(*args, ENERGY)
     labels = {s: combine([*(steps[k].label(s) for k in shares), evals.label(s)]) for s in sources}
     provenance = combine_sources(labels.values())
-    if provenance == UNAVAILABLE:
-        energy_j = energy_low = energy_high = math.nan
     step_total = sum(plan.counts.values())
     mean_keep = sum(k * c for (k, _), c in plan.counts.items()) / step_total
     flops_forward = sum(step_flops(plan.ctx, k, n)[0] * c for (k, n), c in plan.counts.items())
@@ -226,9 +224,7 @@ def predict_run(
         row[f"energy_j_{source}"] = math.nan if labels[source] == UNAVAILABLE else value
         row[f"provenance_{source}"] = labels[source]
     row.update(
-        emissions_kg=math.nan
-        if math.isnan(energy_j)
-        else emissions_kg(energy_j, intensity_g_per_kwh),
+        emissions_kg=emissions_kg(energy_j, intensity_g_per_kwh),
         flops_forward=flops_forward,
         flops_backward=flops_backward,
         flops_eval=flops_eval,
@@ -361,11 +357,9 @@ def _calibrate(
 
 
 def _calibration_row(c: Calibrated, sources: list[str]) -> dict[str, Any]:
+    """The price's calibration.csv row (docs/estimate.md)."""
     p = c.prices
-    times = p.totals(TIME)
-    mean = sum(times) / len(times)
-    sd = math.sqrt(sum((t - mean) ** 2 for t in times) / (len(times) - 1)) if len(times) > 1 else 0
-    energy = p.totals(ENERGY) if ENERGY in p.fixed else []
+    mean, sd = p.mean_sd(TIME)
     row: dict[str, Any] = {
         "model": c.plan.spec.model.label,
         "batch_size": p.samples,
@@ -379,12 +373,11 @@ def _calibration_row(c: Calibrated, sources: list[str]) -> dict[str, Any]:
         "time_s_per_unit": mean,
         "time_s_per_unit_std": sd,
         "rse": p.rse(),
-        "energy_j_per_unit": sum(energy) / len(energy) if energy else math.nan,
+        "energy_j_per_unit": p.mean_sd(ENERGY)[0],
         "provenance": combine_sources(p.label(s) for s in sources),
     }
     for source in sources:
-        values = p.totals(source) if source in p.fixed else []
-        row[f"energy_j_per_unit_{source}"] = sum(values) / len(values) if values else math.nan
+        row[f"energy_j_per_unit_{source}"] = p.mean_sd(source)[0]
         row[f"provenance_{source}"] = p.label(source)
     row["time_s"] = c.time_s
     row["energy_j"] = c.energy_j

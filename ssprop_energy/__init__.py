@@ -12,6 +12,7 @@ from .flops import (
     training_flops,
 )
 from .harness.config import ProfileConfig, load_config
+from .harness.estimate import SweepEstimate, estimate_sweep
 from .harness.inference import measure_inference
 from .harness.runner import dry_run_table, run_sweep
 from .methods import Method, MethodConfig, register_method
@@ -57,6 +58,7 @@ __all__ = [
     "SSPropConv3d",
     "SSPropLinear",
     "SourceInfo",
+    "SweepEstimate",
     "Task",
     "TaskConfig",
     "__version__",
@@ -68,6 +70,7 @@ __all__ = [
     "crosscheck_flops",
     "dry_run_table",
     "emissions_kg",
+    "estimate_sweep",
     "fvcore_crosscheck",
     "kept_channels",
     "load_config",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import (
     doctor_cmd,  # noqa: F401
     energy_cmd,  # noqa: F401
+    estimate_cmd,  # noqa: F401
     flops_cmd,  # noqa: F401
     profile_cmd,  # noqa: F401
     report_cmd,  # noqa: F401

@@ -6,6 +6,7 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -23,6 +24,7 @@ from ..store import (
     atomic_write_text,
     is_run_dir,
     load_run,
+    read_estimates,
     setup_label,
 )
 from .build import build_run, init_weights, load_run_data
@@ -111,17 +113,22 @@ def run_sweep(
     Each run is claimed first (``store.RunLock``): a run another live process holds is
     skipped. A damaged run is left untouched unless ``only`` names it. Ctrl-C, SIGTERM and
     SIGHUP mark the current run ``interrupted`` and stop the sweep cleanly; finished epochs
-    and runs are kept, and a later call resumes from the last finished epoch.
+    and runs are kept, and a later call resumes from the last finished epoch. A run listed
+    in the sweep folder's estimate.csv (``ssprop-energy estimate``) keeps its prediction in
+    its meta.json; a damaged estimate.csv is a UserError before anything is trained.
     """
     reporter = reporter or QuietReporter()
     sweep_dir = sweep_folder(cfg, out)
     runs = select_runs(plan_runs(cfg, source), only, max_runs)
+    estimates = read_estimates(sweep_dir)
     _prepare_output(cfg, sweep_dir)
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
             for index, spec in enumerate(runs, 1):
-                _claim_and_run(spec, sweep_dir, (index, len(runs)), bool(only), reporter, result)
+                estimate = estimates.get(spec.run_id)
+                position = (index, len(runs))
+                _claim_and_run(spec, sweep_dir, position, bool(only), reporter, result, estimate)
         except KeyboardInterrupt as exc:
             result.stopped_by = stop_signal(exc)
             cause = "" if isinstance(exc, Terminated) else " (Ctrl-C)"
@@ -141,6 +148,7 @@ def _claim_and_run(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
+    estimate: dict[str, Any] | None,
 ) -> None:
     """Claim one run and train it; a run that waits for another's weights is not started,
     one that another live process holds is skipped."""
@@ -160,7 +168,7 @@ def _claim_and_run(
         return
     try:
         with lock:
-            _run_claimed(spec, run_dir, position, rerun, reporter, result)
+            _run_claimed(spec, run_dir, position, rerun, reporter, result, estimate)
     finally:
         _remove_if_empty(run_dir)
 
@@ -172,6 +180,7 @@ def _run_claimed(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
+    estimate: dict[str, Any] | None,
 ) -> None:
     """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``."""
     tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
@@ -192,7 +201,7 @@ def _run_claimed(
     reporter.run_started(position[0], position[1], spec, run_dir)
     result.current = spec.run_id
     try:
-        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch)
+        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, estimate)
     except UserError:
         _put_back(run_dir, replaced)
         raise

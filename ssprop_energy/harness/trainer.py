@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,72 @@ def _on_device(batches: Iterator[Batch], device: torch.device) -> Iterator[Batch
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def evaluate_metrics(ctx: RunContext, spec: RunSpec) -> dict[str, float]:
-    """The task's validation metrics of the model as it is."""
+def evaluate_metrics(
+    ctx: RunContext, spec: RunSpec, batches: int | None = None
+) -> dict[str, float]:
+    """The task's validation metrics of the model as it is (over the first ``batches``
+    validation batches; all of them by default)."""
     ctx.model.eval()
+    val = islice(ctx.data.val_batches(spec.data.batch_size), batches)
     with torch.no_grad(), _autocast(ctx, spec):
-        metrics = ctx.task.evaluate(
-            ctx.model, _on_device(ctx.data.val_batches(spec.data.batch_size), ctx.device)
-        )
+        metrics = ctx.task.evaluate(ctx.model, _on_device(val, ctx.device))
     ctx.model.train()
     return metrics
+
+
+def eval_flops(ctx: RunContext, spec: RunSpec) -> int:
+    """Analytic forward FLOPs of one full validation pass."""
+    return sum(
+        step_flops(ctx, 1.0, len(y))[0] for _, y in ctx.data.val_batches(spec.data.batch_size)
+    )
+
+
+def grad_scaler(ctx: RunContext, spec: RunSpec) -> torch.amp.GradScaler:
+    """The loss scaler of one epoch (active with ``amp`` on CUDA only)."""
+    return torch.amp.GradScaler(
+        ctx.device.type, enabled=spec.train.amp and ctx.device.type == "cuda"
+    )
+
+
+def train_step(
+    ctx: RunContext,
+    spec: RunSpec,
+    meter: EnergyMeter,
+    acc: EpochAccumulator,
+    scaler: torch.amp.GradScaler,
+    batches: Iterator[Batch],
+    position: tuple[int, int],
+) -> tuple[float, float]:
+    """One training step at ``position`` (epoch, step): the method's keep, the metered data,
+    forward, backward and optimizer windows, and the step's FLOPs, added to ``acc``;
+    returns (keep, loss)."""
+    epoch, step = position
+    model, method, opt = ctx.model, ctx.method, ctx.optimizer
+    keep = method.start_step(model, epoch, step)
+    meter.begin("data")
+    batch = next(batches)
+    acc.add_window("data", meter.end("data"))
+    meter.begin("forward")
+    with _autocast(ctx, spec):
+        loss, metrics = ctx.task.loss(model, batch)
+        extra = method.extra_loss(model)
+        if extra is not None:
+            loss = loss + extra
+    loss_value = loss.item()
+    acc.add_window("forward", meter.end("forward"))
+    if not math.isfinite(loss_value):
+        raise RunDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
+    meter.begin("backward")
+    scaler.scale(loss).backward()
+    acc.add_window("backward", meter.end("backward"))
+    meter.begin("optimizer")
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+    acc.add_window("optimizer", meter.end("optimizer"))
+    n = len(batch[0])
+    acc.add_step(keep, n, loss_value, metrics, step_flops(ctx, keep, n), step_flops(ctx, 1.0, n)[1])
+    return keep, loss_value
 
 
 def train_epoch(
@@ -99,50 +157,21 @@ def train_epoch(
     changed = ctx.method.start_epoch(ctx.model, epoch)
     if changed is not None:
         ctx.replace_model(changed)
-    model, data, opt, method = ctx.model, ctx.data, ctx.optimizer, ctx.method
-    scaler = torch.amp.GradScaler(
-        ctx.device.type, enabled=spec.train.amp and ctx.device.type == "cuda"
-    )
+    data = ctx.data
+    scaler = grad_scaler(ctx, spec)
     steps = data.steps_per_epoch(spec.data.batch_size)
     acc = EpochAccumulator(epoch)
     start = time.perf_counter()
-    model.train()
+    ctx.model.train()
     batches = _on_device(data.train_batches(spec.data.batch_size, epoch, spec.seed), ctx.device)
     for step in range(steps):
-        keep = method.start_step(model, epoch, step)
-        meter.begin("data")
-        batch = next(batches)
-        acc.add_window("data", meter.end("data"))
-        meter.begin("forward")
-        with _autocast(ctx, spec):
-            loss, metrics = ctx.task.loss(model, batch)
-            extra = method.extra_loss(model)
-            if extra is not None:
-                loss = loss + extra
-        loss_value = loss.item()
-        acc.add_window("forward", meter.end("forward"))
-        if not math.isfinite(loss_value):
-            raise RunDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
-        meter.begin("backward")
-        scaler.scale(loss).backward()
-        acc.add_window("backward", meter.end("backward"))
-        meter.begin("optimizer")
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        acc.add_window("optimizer", meter.end("optimizer"))
-        n = len(batch[0])
-        acc.add_step(
-            keep, n, loss_value, metrics, step_flops(ctx, keep, n), step_flops(ctx, 1.0, n)[1]
-        )
+        keep, loss_value = train_step(ctx, spec, meter, acc, scaler, batches, (epoch, step))
         if on_step is not None:
             on_step(StepInfo(epoch, step, steps, keep, loss_value, acc.mean_power_w()))
     meter.begin("eval")
     evaluation = evaluate_metrics(ctx, spec)
     acc.add_window("eval", meter.end("eval"))
-    flops_eval = sum(
-        step_flops(ctx, 1.0, len(y))[0] for _, y in data.val_batches(spec.data.batch_size)
-    )
+    flops_eval = eval_flops(ctx, spec)
     return acc.row(
         evaluation,
         time.perf_counter() - start,
@@ -180,7 +209,8 @@ def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd
     return start, epochs
 
 
-def _meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
+def run_meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
+    """The EnergyMeter of a run, as its ``energy`` section and device ask."""
     e = spec.energy
     return EnergyMeter(
         gpus=e.gpus if ctx.device.type == "cuda" else None,
@@ -272,10 +302,12 @@ def run_training(
     run_dir: Path,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Train (or resume) one run, storing meta.json, epochs.csv and the power chunks as it goes,
     then measure the final model's inference cost (inference.csv) before the run is
-    ``finished`` and its checkpoint removed.
+    ``finished`` and its checkpoint removed. ``estimate``: the run's predicted cost from the
+    sweep's estimate.csv, kept in meta.json.
 
     However the run ends, meta.json says how, its ``epochs_done`` counts the rows of
     epochs.csv, and no temporary file stays behind: a NaN loss marks the run ``diverged``;
@@ -288,6 +320,7 @@ def run_training(
     """
     store = RunStore(run_dir)
     meta = _spec_meta(spec)
+    meta.estimate = estimate
     epochs = store.read_epochs()
     meta.epochs_done = len(epochs)
     status: Status = "running"
@@ -307,7 +340,7 @@ def run_training(
         meta.epochs_done = len(epochs)
         if _replay_epochs(meta, spec, epochs):
             start_epoch = spec.train.epochs
-        meter = _meter(spec, ctx)
+        meter = run_meter(spec, ctx)
         recorder = TraceRecorder(meter, store.power_writer(len(epochs)))
         warm_up(ctx, spec)
         t0 = time.perf_counter()

@@ -232,6 +232,46 @@ def savings(report: Report) -> Figure | None:
     return fig
 
 
+def predicted_vs_actual(report: Report) -> Figure | None:
+    """Actual against predicted time and energy of the finished runs with an estimate."""
+    runs = report.runs
+    if "prediction_error_time_pct" not in runs:
+        return None
+    runs = runs[runs["prediction_error_time_pct"].notna()]
+    if runs.empty:
+        return None
+    fig, axes = _figure(1, 2)
+    for ax, column, unit in zip(axes, ("time_s", "energy_j"), ("s", "J"), strict=True):
+        rows = runs[runs[f"predicted_{column}"].notna() & runs[column].notna()]
+        predicted = rows[f"predicted_{column}"].to_numpy(dtype=float)
+        spread = np.abs(
+            np.vstack(
+                [
+                    predicted - rows[f"predicted_{column}_low"].to_numpy(dtype=float),
+                    rows[f"predicted_{column}_high"].to_numpy(dtype=float) - predicted,
+                ]
+            )
+        )
+        colors = _colors(len(rows))
+        for i, (name, x, y) in enumerate(
+            zip(rows["run"], predicted, rows[column].to_numpy(dtype=float), strict=True)
+        ):
+            label = str(name) if ax is axes[0] else "_nolegend_"
+            ax.errorbar(
+                x, y, xerr=spread[:, i : i + 1], fmt="o", capsize=3, color=colors[i], label=label
+            )
+        if len(rows):
+            top = float(max(predicted.max(), rows[column].max())) * 1.1
+            line = np.array([0.0, top])
+            ax.plot(line, line, color="black", linewidth=0.8)
+            for factor in (0.9, 1.1):
+                ax.plot(line, line * factor, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_xlabel(f"predicted {column} ({unit})")
+        ax.set_ylabel(f"actual {column} ({unit})")
+    _legend(fig, len(runs))
+    return fig
+
+
 def _reached(setups: pd.DataFrame) -> pd.Series:
     return (setups["target_status"] == "reached") & setups["energy_j_to_target_mean"].notna()
 
@@ -402,6 +442,14 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
         "Energy to target over the sweep grid, one map per method",
         "setups.csv: setup_*, energy_j_to_target_mean, target_status",
         target_heatmaps,
+    ),
+    (
+        "prediction",
+        "Actual against predicted time and energy of finished runs (line: equal; dotted: "
+        "±10%; bars: the estimate's interval)",
+        "summary.csv: predicted_time_s, _low, _high, time_s, predicted_energy_j, _low, "
+        "_high, energy_j",
+        predicted_vs_actual,
     ),
     (
         "gates",

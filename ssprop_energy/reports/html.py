@@ -124,6 +124,14 @@ INFERENCE_SAVINGS = (
     "provenance_inference_energy_saving_btrain",
 )
 
+PREDICTION_COLUMNS = (
+    "predicted_time_s",
+    "prediction_error_time_pct",
+    "predicted_energy_j",
+    "prediction_error_energy_pct",
+)
+"""summary.csv's prediction columns, shown when some run has an estimate."""
+
 RUN_COLUMNS = (
     "run",
     "sweep",
@@ -142,6 +150,7 @@ RUN_COLUMNS = (
     "flops_backward",
     "flops_total",
     "mean_keep",
+    *PREDICTION_COLUMNS,
     "baseline_run",
     "flops_backward_saving_pct",
     "time_saving_pct",
@@ -279,9 +288,11 @@ def _tables(report: Report) -> str:
                 "side, mean ± std over finished runs",
             )
         )
+    predicted = "predicted_time_s" in report.runs and report.runs["predicted_time_s"].notna().any()
+    run_columns = [c for c in RUN_COLUMNS if predicted or c not in PREDICTION_COLUMNS]
     parts.append(
         table(
-            report.runs, _with_sources(RUN_COLUMNS, report.sources), "summary.csv: one row per run"
+            report.runs, _with_sources(run_columns, report.sources), "summary.csv: one row per run"
         )
     )
     if not report.setups.empty and (report.setups["target_status"] != "no_target").any():

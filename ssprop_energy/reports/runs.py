@@ -15,7 +15,17 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import UNAVAILABLE, check, combine, combine_sources
-from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, INFERENCE, PHASES, RunRecord, setup_label
+from ..store import (
+    ENDED,
+    EPOCHS,
+    FINISHED,
+    FLOPS_OF_PHASE,
+    INFERENCE,
+    PHASES,
+    PREDICTED,
+    RunRecord,
+    setup_label,
+)
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
@@ -149,9 +159,31 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     row["idle_power_w"] = sum(idle_w) if idle_w else math.nan
     row["energy_j_above_idle"] = row["energy_j"] - row["idle_power_w"] * row["time_s"]
     row.update(_inference(record))
+    row.update(_prediction(meta, row, record.status))
     row.update(_to_target(epochs, target, record.status))
     row["path"] = str(record.path)
     return row
+
+
+def _prediction(meta: dict[str, Any], row: dict[str, Any], status: str) -> dict[str, Any]:
+    """The run's recorded estimate (``predicted_<figure>``, ``predicted_provenance``) and,
+    for a finished run, how far it was from the actual time and energy:
+    ``prediction_error_<time|energy>_pct`` = 100 * (predicted - actual) / actual."""
+    estimate = meta.get("estimate") or {}
+    out: dict[str, Any] = {f"predicted_{name}": _number(estimate.get(name)) for name in PREDICTED}
+    out["predicted_provenance"] = str(estimate.get("provenance") or "")
+    for quantity, column in (("time", "time_s"), ("energy", "energy_j")):
+        actual = row[column] if status == FINISHED else math.nan
+        error = _ratio(out[f"predicted_{column}"] - actual, actual, 100.0)
+        out[f"prediction_error_{quantity}_pct"] = error
+    return out
+
+
+def _number(value: Any) -> float:
+    """A recorded figure as a float; NaN when absent or not a number."""
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    )
 
 
 def _mean_keep(epochs: pd.DataFrame) -> float:

@@ -24,6 +24,9 @@ from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
     DAMAGED,
     EPOCHS,
+    ESTIMATE,
+    ESTIMATE_RECORDED,
+    ESTIMATE_TEXT_COLUMNS,
     GATES,
     GATES_COLUMNS,
     INFERENCE,
@@ -85,6 +88,16 @@ def check_gates(frame: pd.DataFrame, path: Path) -> None:
     """gates.csv's schema: its columns, numbers but for layer and level."""
     _required(frame, path, GATES_COLUMNS)
     _numeric(frame, path, GATES_TEXT_COLUMNS)
+
+
+def check_estimate(frame: pd.DataFrame, path: Path) -> None:
+    """estimate.csv's schema: run_id and the recorded columns, numbers but for the text
+    columns, each run once."""
+    _required(frame, path, ("run_id", *ESTIMATE_RECORDED))
+    _numeric(frame, path, ESTIMATE_TEXT_COLUMNS)
+    twice = frame["run_id"][frame["run_id"].duplicated()]
+    if len(twice):
+        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
 
 
 def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
@@ -217,6 +230,26 @@ def _identity(path: Path) -> tuple[int, int, int]:
     """What changes whenever a file is replaced or written: inode, size, modification time."""
     stat = path.stat()
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
+    """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
+    file that does not parse or fit is a StoreDamaged error naming it."""
+    frame = _read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
+    if frame.empty:
+        return {}
+    frame = frame.astype({"run_id": str})
+    return {
+        str(row["run_id"]): {c: _plain(row[c]) for c in ESTIMATE_RECORDED}
+        for row in frame.to_dict("records")
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A CSV cell as JSON: numbers as float, text as str, an empty cell as None."""
+    if isinstance(value, str):
+        return value
+    return None if pd.isna(value) else float(value)
 
 
 def is_run_dir(path: Path) -> bool:

@@ -20,6 +20,10 @@ WEIGHTS = "weights.pt"
 INFERENCE = "inference.csv"
 GATES = "gates.csv"
 LOCK = "run.lock"
+ESTIMATE = "estimate.csv"
+"""In a sweep folder: the predicted cost of every planned run (``ssprop-energy estimate``)."""
+CALIBRATION = "calibration.csv"
+"""In a sweep folder: the calibration the estimate was predicted from."""
 INFERENCE_COLUMNS = (
     "batch_size",
     "params",
@@ -31,6 +35,22 @@ INFERENCE_COLUMNS = (
 )
 """Columns every inference.csv has (beside one energy and provenance column per source)."""
 GATES_COLUMNS = ("layer", "level", "channels", "kept", "open_fraction", "polarization")
+ESTIMATE_RECORDED = (
+    "time_s",
+    "time_s_low",
+    "time_s_high",
+    "energy_j",
+    "energy_j_low",
+    "energy_j_high",
+    "emissions_kg",
+    "provenance",
+    "estimated_at",
+)
+"""Columns of estimate.csv that ``profile`` records in a run's meta.json (``estimate``)."""
+PREDICTED = ("time_s", "time_s_low", "time_s_high", "energy_j", "energy_j_low", "energy_j_high")
+"""Recorded figures the report shows beside the actual ones, as ``predicted_<figure>``."""
+ESTIMATE_TEXT_COLUMNS = ("run_id", "method_label", "setup", "provenance", "estimated_at", "note")
+"""Columns (and column prefixes) of estimate.csv that hold text; the rest hold numbers."""
 
 Status = Literal["pending", "running", "finished", "interrupted", "diverged", "failed"]
 FINISHED: Status = "finished"
@@ -60,7 +80,8 @@ class RunMeta:
     """A run's meta.json (docs/store.md), typed. ``energy`` and ``environment`` are the
     profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
     ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
-    its model was built."""
+    its model was built. ``estimate``: the run's row of the sweep's estimate.csv when there
+    was one (``ESTIMATE_RECORDED``), else None."""
 
     run_id: str
     sweep: str
@@ -86,6 +107,7 @@ class RunMeta:
     environment: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     finished_at: str | None = None
+    estimate: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

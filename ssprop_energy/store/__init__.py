@@ -22,6 +22,7 @@ from .records import (
 from .schema import (
     CHECKPOINT,
     CONFIG,
+    CONTENTION_COLUMNS,
     DAMAGED,
     ENDED,
     EPOCHS,
@@ -46,6 +47,7 @@ from .schema import (
 __all__ = [
     "CHECKPOINT",
     "CONFIG",
+    "CONTENTION_COLUMNS",
     "DAMAGED",
     "ENDED",
     "EPOCHS",

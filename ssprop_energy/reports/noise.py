@@ -36,8 +36,10 @@ def _numbers(epochs: pd.DataFrame, column: str) -> pd.Series:
 def _load(epochs: pd.DataFrame) -> tuple[float, float]:
     """Other processes' CPU share over the run (epochs weighted by time) and in its busiest
     epoch; NaN when an epoch has no figure."""
+    if epochs.empty or not {"cpu_load_other", "time_s"} <= set(epochs.columns):
+        return math.nan, math.nan
     load, seconds = _numbers(epochs, "cpu_load_other"), _numbers(epochs, "time_s")
-    if epochs.empty or load.isna().any() or seconds.isna().any() or seconds.sum() <= 0:
+    if load.isna().any() or seconds.isna().any() or seconds.sum() <= 0:
         return math.nan, math.nan
     return float((load * seconds).sum() / seconds.sum()), float(load.max())
 

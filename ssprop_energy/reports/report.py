@@ -19,6 +19,7 @@ from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
 from ..store import FINISHED, NO_SETUP, RunRecord, load_sweep
 from .aggregate import GROUP, SWEEP, method_table, setup_table
 from .compare import add_comparisons
+from .empty import empty_column_notes, sources_without_figures
 from .noise import idle_drift_flags, run_noise
 from .runs import (
     match_key,
@@ -384,6 +385,9 @@ def build_report(
     flags = [flag for _, run_flags in noise for flag in run_flags]
     flags += idle_drift_flags(energy_sources)
     notes += _run_notes(records, names) + _notes(summary, methods, setups)
+    tables = {"summary.csv": summary, "methods.csv": methods, "setups.csv": setups}
+    unavailable = sources_without_figures(epochs, energy_sources, sources)
+    notes += empty_column_notes(tables, unavailable, target)
     if not summary["is_baseline"].any():
         notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
     notes += flags

@@ -11,6 +11,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from harness_configs import write_config
 from typer.testing import CliRunner
@@ -127,3 +128,31 @@ def test_a_sweep_beside_a_cpu_burner_is_flagged_and_within_noise(tmp_path: Path)
     assert lines.index(headline) < lines.index(flags[0])
     page = (sweep / "report.html").read_text()
     assert "busy machine: dense seed=0: other processes used" in page
+
+
+def test_a_quiet_machine_has_no_flags_and_the_headline_gives_the_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # psutil faked quiet: the machine is busy exactly as long as this process tree. One
+    # epoch per run (no identical epochs to compare) and no idle measurement (no drift).
+    me = psutil.Process()
+    monkeypatch.setattr(
+        contention, "machine_cpu_s", lambda: (contention.tree_cpu_s(me), time.monotonic() * 2)
+    )
+    config = write_config(
+        tmp_path,
+        seeds=[0, 1],
+        train={"epochs": 1},
+        data={"samples": 48},
+        inference={"enabled": False},
+    )
+    result = CliRunner().invoke(app, ["profile", str(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    headline = next(line for line in lines if line.startswith("headline: "))
+    assert "time (95% CI " in headline and "mean of 2 seeds, 95% paired t intervals" in headline
+    assert "busy machine" not in headline
+    assert lines[lines.index(headline) + 1].startswith("flags: none")
+    assert not any(line.startswith("flag: ") for line in lines)
+    summary = pd.read_csv(tmp_path / "runs" / "tiny" / "summary.csv")
+    assert summary["cpu_load_other"].lt(0.01).all() and summary["noise_flags"].isna().all()

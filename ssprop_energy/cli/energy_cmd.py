@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +13,9 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..profilers import EnergyMeter, environment_meta
-from ..profilers.versions import driver_version, package_versions
+from ..profilers.carbon import JOULES_PER_KWH
+from ..profilers.versions import driver_version, installed_version, package_versions
+from ..provenance import combine_sources
 from ..store import atomic_write_csv
 from ._app import app, user_errors
 
@@ -36,6 +38,24 @@ def _sources_table(meter: EnergyMeter) -> Table:
     for s in meter.sources:
         table.add_row(s.name, s.provenance, s.device or "-", s.reason or "-")
     return table
+
+
+def codecarbon_comparison(cc: dict[str, Any], meter_j: float | None) -> str:
+    """CodeCarbon's own figure beside the meter's: how far apart they are, and why."""
+    joules = {
+        k: float(cc.get(f"{k}_energy") or 0.0) * JOULES_PER_KWH for k in ("cpu", "ram", "gpu")
+    }
+    total = float(cc["energy_consumed"]) * JOULES_PER_KWH
+    parts = ", ".join(f"{k.upper()} {j:.3f}" for k, j in joules.items())
+    ratio = f"{total / meter_j:.2f} times the meter's" if meter_j else "the meter has no figure"
+    version = installed_version("codecarbon") or "unknown"
+    return (
+        f"CodeCarbon's own figure (not the one to quote): energy_j {total:.3f} ({parts}), "
+        f"emissions_kg {float(cc['emissions']):.3e}; {ratio}. It differs because it is "
+        f"CodeCarbon {version}'s own model (its CPU power model depends on its version, and "
+        "it adds RAM power) over the meter's whole life (start-up, --idle and the command), "
+        "while the meter's figure covers the command only, from its energy sources."
+    )
 
 
 @app.command()
@@ -122,17 +142,14 @@ def measure(
     if total is None:
         console.print("energy_j: no source has a figure on this machine (see `ssprop-energy env`)")
     else:
+        label = combine_sources(result.provenance.values())
         console.print(
-            f"energy_j: {total:.3f}  emissions_kg: {meter.emissions_kg(total):.3e} "
+            f"energy_j: {total:.3f} ({label}; the meter's figure for the command: quote this "
+            f"one)  emissions_kg: {meter.emissions_kg(total):.3e} "
             f"({meter.country}, {meter.carbon_intensity_g_per_kwh:.1f} g/kWh)"
         )
     if meter.codecarbon_result is not None:
-        cc = meter.codecarbon_result
-        console.print(
-            f"CodeCarbon (its own model: CPU + RAM + GPU, whole meter): "
-            f"energy_j {cc['energy_consumed'] * 3.6e6:.3f}, "
-            f"emissions_kg {cc['emissions']:.3e}"
-        )
+        console.print(codecarbon_comparison(meter.codecarbon_result, total), markup=False)
     if csv is not None:
         frame = meter.summary()
         frame.insert(0, "command", shlex.join(command))

@@ -14,8 +14,10 @@ from rich.table import Table
 from ..errors import UserError
 from ..harness.config import load_config
 from ..harness.progress import make_reporter
-from ..harness.runner import dry_run_table, run_sweep
-from ..reports import write_sweep_report
+from ..harness.runner import SweepResult, dry_run_table, run_sweep
+from ..harness.runs import RunSpec, plan_runs
+from ..reports import Report, write_sweep_report
+from ..store import setup_label
 from ._app import app, user_errors
 
 WIDE = 240
@@ -56,32 +58,56 @@ def profile(
         source=str(config),
     )
     if not quiet:
-        view = Table(title=f"{cfg.name}: runs of this call")
-        for column in ("run", "status", "epochs", "val accuracy", "energy (J)", "time (s)"):
-            view.add_column(column)
-        for o in result.outcomes:
-            view.add_row(
-                o.run_id,
-                o.status,
-                str(o.epochs_done),
-                _cell(o.accuracy),
-                _cell(o.energy_j),
-                f"{o.time_s:.1f}",
-            )
-        console.print(view)
-        if result.skipped:
-            console.print(f"{len(result.skipped)} finished run(s) skipped (resume).")
+        specs = {s.run_id: s for s in plan_runs(cfg, str(config))}
+        _print_outcomes(console, cfg.name, result, specs)
     try:
         report = write_sweep_report(result.sweep_dir)
     except UserError as exc:
         typer.echo(f"error: report not written: {exc}", err=True)
         raise typer.Exit(result.exit_code if result.interrupted else 2) from None
     if report is not None:
-        typer.echo(f"report: {report}")
+        _print_headline(report)
+        typer.echo(f"report: {result.sweep_dir / 'report.html'}")
     typer.echo(f"results: {result.sweep_dir}")
     if result.failed and not result.interrupted:
         typer.echo(f"{len(result.failed)} run(s) failed or damaged: see the report's notes")
     raise typer.Exit(result.exit_code)
+
+
+def _print_outcomes(
+    console: Console, name: str, result: SweepResult, specs: dict[str, RunSpec]
+) -> None:
+    """The runs this call trained: id, method, seed, setup, how each ended, its figures
+    (runs outside the planned matrix show ``-``)."""
+    view = Table(title=f"{name}: runs of this call")
+    columns = ("run", "method", "seed", "setup", "status", "epochs", "val accuracy")
+    for column in (*columns, "energy (J)", "time (s)"):
+        view.add_column(column)
+    for o in result.outcomes:
+        spec = specs.get(o.run_id)
+        view.add_row(
+            o.run_id,
+            "-" if spec is None else spec.label,
+            "-" if spec is None else str(spec.seed),
+            "-" if spec is None else setup_label(spec.setup),
+            o.status,
+            str(o.epochs_done),
+            _cell(o.accuracy),
+            _cell(o.energy_j),
+            f"{o.time_s:.1f}",
+        )
+    console.print(view)
+    if result.skipped:
+        console.print(f"{len(result.skipped)} finished run(s) skipped (resume).")
+
+
+def _print_headline(report: Report) -> None:
+    """The report's headline over every run of the sweep, then each flag (or that none)."""
+    typer.echo(f"headline: {report.headline}")
+    for flag in report.flags:
+        typer.echo(f"flag: {flag}")
+    if not report.flags:
+        typer.echo("flags: none (no busy machine, noisy epoch times or idle drift)")
 
 
 def _print_matrix(console: Console, name: str, table: pd.DataFrame) -> None:

@@ -45,5 +45,5 @@ def report(
     for path in write_report(built, out):
         typer.echo(f"wrote {path}")
     typer.echo(built.headline)
-    for note in built.notes:
-        typer.echo(f"note: {note}")
+    for note in built.notes:  # the flags among them as `flag: ...`
+        typer.echo(f"{'flag' if note in built.flags else 'note'}: {note}")

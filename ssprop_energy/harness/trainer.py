@@ -33,6 +33,7 @@ from ..store import (
 from ..tasks import Batch, build_task
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
+from .contention import CpuContention
 from .epoch import EpochAccumulator
 from .inference import measure_inference
 from .power import TraceRecorder
@@ -349,9 +350,12 @@ def run_training(
             meta.energy = energy_meta(meter)
             meta.environment = environment_meta(meter)
             store.write_meta(meta)
+            contention = CpuContention()
             for epoch in range(start_epoch, spec.train.epochs):
                 step = _recording(recorder, on_step)
+                contention.start()
                 row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
+                row.update(contention.lap())
                 epochs = store.append_epoch(row)
                 recorder.end_epoch(epoch)
                 save_checkpoint(checkpoint, ctx, epoch + 1)

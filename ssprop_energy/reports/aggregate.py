@@ -14,11 +14,16 @@ import pandas as pd
 
 from ..provenance import across_runs
 from ..store import FINISHED, NO_SETUP
+from .compare import CHANGES, SAVINGS
 from .runs import TO_TARGET
+from .stats import paired_interval
 
 GROUP = ["method", "method_label", "model", "dataset", "setup"]
 SWEEP = ["method_label", "model", "dataset"]
 NOT_METRICS = {"seed", "epochs_planned", "target_accuracy"}
+PAIRED = (*SAVINGS, *CHANGES)
+"""Per-seed differences against the baseline: their mean gets a confidence interval
+(``<column>_ci_low``, ``<column>_ci_high``; :mod:`.stats`)."""
 
 
 def metric_columns(summary: pd.DataFrame) -> list[str]:
@@ -56,15 +61,21 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 
 
 def method_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """methods.csv: per method and sweep point, ``<metric>_mean``/``_std`` over finished runs."""
+    """methods.csv: per method and sweep point, ``<metric>_mean``/``_std`` over finished runs,
+    ``n_pairs`` (finished runs compared with a finished baseline) and the paired interval of
+    every saving and change."""
     metrics = set(metric_columns(summary))
     rows = []
     for _, group in summary.groupby(GROUP, sort=False, dropna=False):
         row = _identity(group)
         included = group[group["status"] == FINISHED]
+        row["n_pairs"] = int((included["comparison_note"] == "compared").sum())
         for column in summary.columns:
             if column in metrics:
                 row[f"{column}_mean"], row[f"{column}_std"] = _mean_std(included[column])
+                if column in PAIRED:
+                    interval = paired_interval(pd.to_numeric(included[column], errors="coerce"))
+                    row[f"{column}_ci_low"], row[f"{column}_ci_high"] = interval.low, interval.high
             elif column.startswith("provenance"):
                 row[column] = across_runs(included[column]) if len(included) else ""
         rows.append(row)

@@ -15,10 +15,12 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-from ..provenance import is_mixed
+from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
 from ..store import FINISHED, NO_SETUP, PowerTraceDamaged, RunRecord, load_sweep
-from .aggregate import SWEEP, method_table, setup_table
+from .aggregate import GROUP, SWEEP, method_table, setup_table
 from .compare import add_comparisons
+from .empty import empty_column_notes, sources_without_figures
+from .noise import idle_drift_flags, run_noise
 from .runs import (
     match_key,
     phase_rows,
@@ -28,6 +30,7 @@ from .runs import (
     tidy_gates,
     tidy_inference,
 )
+from .stats import LEVEL, TEST, Interval
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,11 @@ class Report:
     highlights: tuple[str, ...] = ()
     """One line per compared method and sweep point, and per sweep ranking."""
     notes: tuple[str, ...] = ()
-    """What was excluded from means, mixed provenance, missing baselines."""
+    """What was excluded from means, mixed provenance, missing baselines, empty columns, and
+    every flag."""
+    flags: tuple[str, ...] = ()
+    """Runs measured on a busy or noisy machine, and idle power that drifted between runs
+    (thresholds in :mod:`.noise`); empty on a quiet machine."""
     title: str = ""
     baseline: str = "dense"
     target_accuracy: float | None = None
@@ -128,7 +135,8 @@ def _beside(columns: list[str]) -> list[str]:
         )
     ordered = list(columns)
     for label, energy in labels.items():
-        anchor = next((a for a in (f"{energy}_std", energy) if a in ordered), None)
+        anchors = (f"{energy}_ci_high", f"{energy}_std", energy)
+        anchor = next((a for a in anchors if a in ordered), None)
         if label in ordered and anchor is not None:
             ordered.remove(label)
             ordered.insert(ordered.index(anchor) + 1, label)
@@ -197,7 +205,10 @@ def _environment(records: list[RunRecord], names: list[str]) -> pd.DataFrame:
 
 
 def _energy_sources(records: list[RunRecord]) -> pd.DataFrame:
-    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    """One row per source (and device, reason, country): the idle power measured before
+    each run as a range over the runs that measured it (``n_idle``)."""
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    idle_of: dict[tuple[str, ...], list[float]] = {}
     for record in records:
         energy = record.meta.get("energy") or {}
         idle = energy.get("idle_power_w") or {}
@@ -208,43 +219,105 @@ def _energy_sources(records: list[RunRecord]) -> pd.DataFrame:
                 "provenance": info.get("provenance", ""),
                 "device": info.get("device") or "",
                 "reason": info.get("reason") or "",
-                "idle_power_w": idle.get(source, math.nan),
                 "country": energy.get("country", ""),
                 "carbon_intensity_g_per_kwh": energy.get("carbon_intensity_g_per_kwh", math.nan),
             }
             key = tuple(str(v) for v in row.values())
             rows.setdefault(key, {**row, "n_runs": 0})["n_runs"] += 1
+            if source in idle:
+                idle_of.setdefault(key, []).append(float(idle[source]))
+    for key, row in rows.items():
+        values = pd.Series(idle_of.get(key, []), dtype=float)
+        row["n_idle"] = len(values)
+        row["idle_power_w_min"] = float(values.min()) if len(values) else math.nan
+        row["idle_power_w_median"] = float(values.median()) if len(values) else math.nan
+        row["idle_power_w_max"] = float(values.max()) if len(values) else math.nan
     return pd.DataFrame(list(rows.values()))
 
 
 def _pct(saving: float) -> str:
-    """A saving as the signed change the reader expects: saving 38.2 -> ``-38%``."""
-    return "n/a" if math.isnan(saving) else f"{-saving:+.0f}%"
+    """A saving as a percentage (positive: the method used less)."""
+    return "n/a" if math.isnan(saving) else f"{saving:.0f}%"
 
 
 def _points(change: float) -> str:
     return "n/a" if math.isnan(change) else f"{change:+.1f}"
 
 
-def _method_line(row: pd.Series) -> str:
+def _interval(row: pd.Series, column: str, show: Callable[[float], str], zero: str) -> str:
+    """``95% CI 12% to 30%``, with ``zero`` when the interval contains 0; empty without one."""
+    interval = Interval(row[f"{column}_mean"], row[f"{column}_ci_low"], row[f"{column}_ci_high"], 0)
+    if not interval.exists:
+        return ""
+    text = f"{LEVEL:.0%} CI {show(interval.low)} to {show(interval.high)}"
+    return f"{text}, {zero}" if interval.contains_zero else text
+
+
+def _estimate_only(row: pd.Series, sources: Sequence[str]) -> bool:
+    """True when the energy saving compares estimates only: every source with a figure is
+    ``estimated`` (the TDP-based CPU model, whose joules follow the seconds)."""
+    labels = {row.get(f"provenance_{s}", UNAVAILABLE) for s in sources} - {UNAVAILABLE}
+    return row["provenance_energy_saving"] == ESTIMATED and labels == {ESTIMATED}
+
+
+def _method_line(row: pd.Series, baseline: str, sources: Sequence[str], busy: bool) -> str:
     where = "" if row["setup"] == NO_SETUP else f" at {row['setup']}"
-    seeds = int(row["n_finished"])
-    return (
-        f"{row['method_label']}{where}: "
-        f"{_pct(row['flops_backward_saving_pct_mean'])} backward FLOPs, "
-        f"{_pct(row['time_saving_pct_mean'])} time, "
-        f"{_pct(row['energy_saving_pct_mean'])} energy ({row['provenance_energy_saving']}), "
-        f"{_points(row['accuracy_change_points_mean'])} points accuracy "
-        f"(mean of {seeds} seed{'s' if seeds != 1 else ''})"
+    pairs = int(row["n_pairs"])
+    time_ci = _interval(row, "time_saving_pct", _pct, "within noise")
+    energy_ci = _interval(row, "energy_saving_pct", _pct, "within noise")
+    energy_how = [str(row["provenance_energy_saving"]), energy_ci]
+    if _estimate_only(row, sources):
+        energy_how.append("a TDP-based estimate: by construction this is the time saving")
+    accuracy_ci = _interval(row, "accuracy_change_points", lambda v: f"{v:+.1f}", "not significant")
+    seeds = f"{pairs} seed{'s' if pairs != 1 else ''}"
+    how = (
+        f"mean of {seeds}, {LEVEL:.0%} {TEST} intervals"
+        if pairs > 1
+        else f"{seeds}: no interval (it needs two or more)"
     )
+    line = (
+        f"{row['method_label']}{where} vs {baseline}: saves "
+        f"{_pct(row['flops_backward_saving_pct_mean'])} backward FLOPs, "
+        f"{_pct(row['time_saving_pct_mean'])} time{_paren(time_ci)}, "
+        f"{_pct(row['energy_saving_pct_mean'])} energy{_paren(*energy_how)}; "
+        f"accuracy {_points(row['accuracy_change_points_mean'])} points{_paren(accuracy_ci)}; "
+        f"{how}"
+    )
+    return f"{line}; measured on a busy machine: see the flags" if busy else line
 
 
-def _headlines(methods: pd.DataFrame, setups: pd.DataFrame, baseline: str) -> list[str]:
+def _paren(*parts: str) -> str:
+    text = "; ".join(p for p in parts if p)
+    return f" ({text})" if text else ""
+
+
+def _busy_groups(summary: pd.DataFrame) -> set[tuple[Any, ...]]:
+    """The method groups (``GROUP`` values) with a flagged run, or a flagged baseline run."""
+    flagged = set(summary.loc[summary["noise_flags"] != "", "run"])
+    return {
+        tuple(run[c] for c in GROUP)
+        for _, run in summary.iterrows()
+        if run["run"] in flagged or run["baseline_run"] in flagged
+    }
+
+
+def _headlines(
+    summary: pd.DataFrame,
+    methods: pd.DataFrame,
+    setups: pd.DataFrame,
+    baseline: str,
+    sources: Sequence[str],
+) -> list[str]:
     if methods.empty or "energy_saving_pct_mean" not in methods:
         return [f"No run could be compared with the {baseline} baseline."]
-    compared = methods[methods["energy_saving_pct_mean"].notna()]
-    compared = compared.sort_values("energy_saving_pct_mean", ascending=False, kind="stable")
-    lines = [_method_line(row) for _, row in compared.iterrows()]
+    compared = methods[methods["n_pairs"] > 0].sort_values(
+        "energy_saving_pct_mean", ascending=False, kind="stable", na_position="last"
+    )
+    busy = _busy_groups(summary)
+    lines = [
+        _method_line(row, baseline, sources, tuple(row[c] for c in GROUP) in busy)
+        for _, row in compared.iterrows()
+    ]
     if not lines:
         lines = [f"No finished run could be compared with a finished {baseline} run."]
     if "worst_to_best_ratio" not in setups:
@@ -306,6 +379,8 @@ def build_report(
     names = _run_names(summary)
     summary.insert(0, "run", names)
     summary["match_key"] = [match_key(r.meta) for r in records]
+    noise = [run_noise(r, n) for r, n in zip(records, names, strict=True)]
+    summary = pd.concat([summary, pd.DataFrame([columns for columns, _ in noise])], axis=1)
     summary = add_comparisons(summary, baseline).drop(columns="match_key")
     path = summary.pop("path")
     summary = summary[_beside(list(summary.columns))].assign(path=path)
@@ -313,12 +388,18 @@ def build_report(
     methods = method_table(summary)
     setups = setup_table(summary)
     epochs = _tidy(tidy_epochs, records, names)
-    lines = _headlines(methods, setups, baseline)
+    energy_sources = _energy_sources(records)
+    lines = _headlines(summary, methods, setups, baseline, sources)
+    flags = [flag for _, run_flags in noise for flag in run_flags]
+    flags += idle_drift_flags(energy_sources)
     notes += _run_notes(records, names) + _notes(summary, methods, setups)
+    tables = {"summary.csv": summary, "methods.csv": methods, "setups.csv": setups}
+    unavailable = sources_without_figures(epochs, energy_sources, sources)
+    notes += empty_column_notes(tables, unavailable, target)
     if not summary["is_baseline"].any():
         notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
     power, power_epochs, power_notes = _power(records, names)
-    notes += power_notes
+    notes += power_notes + flags
     sweeps = list(dict.fromkeys(summary["sweep"]))
     return Report(
         runs=summary,
@@ -329,12 +410,13 @@ def build_report(
         power=power,
         power_epochs=power_epochs,
         environment=_environment(records, names),
-        energy_sources=_energy_sources(records),
+        energy_sources=energy_sources,
         inference=_tidy(tidy_inference, records, names),
         gates=_tidy(tidy_gates, records, names),
         headline=lines[0],
         highlights=tuple(lines),
         notes=tuple(notes),
+        flags=tuple(flags),
         title=", ".join(sweeps),
         baseline=baseline,
         target_accuracy=target,

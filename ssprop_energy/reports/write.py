@@ -41,11 +41,12 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
     return written
 
 
-def write_sweep_report(sweep_dir: Path | str) -> Path | None:
-    """Build the report of a sweep folder and write it there; returns report.html's path,
-    or None when the folder holds no run yet."""
+def write_sweep_report(sweep_dir: Path | str) -> Report | None:
+    """Build the report of a sweep folder and write it there (``sweep_dir/report.html`` and
+    the CSV files); returns the ``Report``, or None when the folder holds no run yet."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir() or not any(is_run_dir(p) for p in sweep_dir.iterdir()):
         return None
-    write_report(build_report([sweep_dir]), sweep_dir)
-    return sweep_dir / "report.html"
+    report = build_report([sweep_dir])
+    write_report(report, sweep_dir)
+    return report

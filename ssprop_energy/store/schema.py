@@ -34,6 +34,10 @@ INFERENCE_COLUMNS = (
     "provenance",
 )
 """Columns every inference.csv has (beside one energy and provenance column per source)."""
+CONTENTION_COLUMNS = ("cpu_s_own", "cpu_s_other", "cpu_load_other")
+"""Columns of an epoch row on CPU contention: CPU seconds of the training process and its
+children, CPU seconds of every other process on the machine, and that as a share of the
+machine's CPU time (0 to 1)."""
 GATES_COLUMNS = ("layer", "level", "channels", "kept", "open_fraction", "polarization")
 ESTIMATE_RECORDED = (
     "time_s",

@@ -86,3 +86,19 @@ def test_a_child_killed_by_a_signal_exits_128_plus_the_signal() -> None:
     code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     result = runner.invoke(app, ["measure", "--no-codecarbon", "--", sys.executable, "-c", code])
     assert result.exit_code == 137
+
+
+def test_codecarbon_figure_says_how_far_from_the_meter_and_why() -> None:
+    from ssprop_energy.cli.energy_cmd import codecarbon_comparison
+
+    # kWh: CPU 1e-6 (3.6 J), RAM 0.5e-6 (1.8 J), no GPU; 5.4 J in all against the meter's 2 J
+    cc = {"cpu_energy": 1e-6, "ram_energy": 0.5e-6, "gpu_energy": 0.0}
+    line = codecarbon_comparison({**cc, "energy_consumed": 1.5e-6, "emissions": 2e-7}, 2.0)
+    assert line.startswith(
+        "CodeCarbon's own figure (not the one to quote): energy_j 5.400 (CPU 3.600, RAM 1.800, "
+        "GPU 0.000), emissions_kg 2.000e-07; 2.70 times the meter's. It differs because"
+    )
+    assert "over the meter's whole life" in line and "adds RAM power" in line
+    assert "the meter has no figure" in codecarbon_comparison(
+        {**cc, "energy_consumed": 1.5e-6, "emissions": 0.0}, None
+    )

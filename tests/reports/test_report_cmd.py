@@ -15,7 +15,7 @@ def test_report_writes_into_the_sweep_folder(store: Path) -> None:
     result = runner.invoke(app, ["report", str(store), "--target-accuracy", "0.6"])
     assert result.exit_code == 0, result.output
     assert (store / "report.html").is_file() and (store / "summary.csv").is_file()
-    assert "ssprop keep=0.2: -80% backward FLOPs" in result.output
+    assert "ssprop keep=0.2 vs dense: saves 80% backward FLOPs" in result.output
     assert "note: excluded from means: ssprop keep=0.2 seed=2" in result.output
 
 
@@ -62,3 +62,16 @@ def test_a_read_only_output_folder_is_one_error_line(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(out) in lines[0]
     assert list(out.iterdir()) == []
+
+
+def test_report_prints_the_flags_apart_from_the_notes(store: Path) -> None:
+    epochs = store / "dense0" / "epochs.csv"
+    text = epochs.read_text().splitlines()
+    rows = [text[0] + ",cpu_load_other"] + [line + ",0.4" for line in text[1:]]
+    epochs.write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["report", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "flag: busy machine: dense seed=0: other processes used 40% of the CPU time" in (
+        result.output
+    )
+    assert "note: busy machine" not in result.output

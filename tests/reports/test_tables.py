@@ -63,11 +63,22 @@ def test_unfinished_runs_appear_with_their_status(store: Path) -> None:
     assert any("excluded from means: ssprop keep=0.2 seed=2" in n for n in report.notes)
 
 
-def test_headline_is_computed_from_the_method_means(store: Path) -> None:
-    assert build_report([store]).headline == (
-        "ssprop keep=0.2: -80% backward FLOPs, -20% time, -21% energy (estimated), "
-        "+0.0 points accuracy (mean of 2 seeds)"
+def test_headline_gives_the_paired_intervals_of_the_method_means(store: Path) -> None:
+    # energy savings per seed 16.67% and 25%: mean 20.83; for two seeds sd / sqrt(2) is half
+    # their difference, 4.167, and t(0.975, 1) = 12.706: half-width 52.94. Time saves 20% at
+    # both seeds (sd 0), so its interval is one point
+    report = build_report([store])
+    assert report.headline == (
+        "ssprop keep=0.2 vs dense: saves 80% backward FLOPs, 20% time (95% CI 20% to 20%), "
+        "21% energy (estimated; 95% CI -32% to 74%, within noise); accuracy +0.0 points "
+        "(95% CI -12.7 to +12.7, not significant); mean of 2 seeds, 95% paired t intervals"
     )
+    ssprop = report.methods.set_index("method_label").loc["ssprop keep=0.2"]
+    assert ssprop["n_pairs"] == 2
+    half = 12.7062 * (25.0 - 50.0 / 3.0) / 2.0
+    assert ssprop["energy_saving_pct_ci_low"] == pytest.approx(62.5 / 3.0 - half, abs=1e-3)
+    assert ssprop["energy_saving_pct_ci_high"] == pytest.approx(62.5 / 3.0 + half, abs=1e-3)
+    assert report.flags == ()
 
 
 def test_energy_and_time_to_target_from_epoch_rows(store: Path) -> None:

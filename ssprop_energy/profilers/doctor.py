@@ -208,6 +208,7 @@ def check_counter_vs_samples(
     sampler.start()
     try:
         t0, e0 = time.perf_counter(), gpu.energy_j()
+        start = sampler.power[gpu.name].mark(t0)
         time.sleep(settings.settle_s)
         burn(cuda_index, settings.burn_s)
         time.sleep(settings.settle_s)
@@ -217,7 +218,7 @@ def check_counter_vs_samples(
     if sampler.errors:
         error = next(iter(sampler.errors.values()))
         return CheckResult(name, "fail", {}, f"power sampling failed: {error.message}")
-    sampled = sampler.power[gpu.name].energy_between(t0, t1)
+    sampled = sampler.power[gpu.name].energy_since(start, t1)
     counter = e1 - e0
     if sampled is None or counter <= 0:
         return CheckResult(

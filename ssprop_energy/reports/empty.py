@@ -52,6 +52,8 @@ def _reason(column: str, sources: dict[str, str], target: float | None) -> tuple
         if shown == column:  # the ranking
             return UNRANKED, shown
         return "no run reached the target", shown
+    if column.startswith(("predicted_", "prediction_error_")):
+        return "no run was estimated before training", "predicted_*, prediction_*"
     if column.startswith(("cpu_load_other", "cpu_s_")):
         return "no run recorded CPU contention: no cpu_load_other in epochs.csv", column
     if column.endswith(("_saving_pct", "_change_points")):

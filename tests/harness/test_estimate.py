@@ -252,6 +252,7 @@ def test_report_without_estimates_shows_no_prediction(tmp_path: Path) -> None:
     assert summary["predicted_time_s"].isna().all()
     page = (sweep / "report.html").read_text()
     assert "chart-prediction" not in page and "prediction_error_time_pct" not in page
+    assert "predicted_*, prediction_* (no run was estimated before training)" in page
 
 
 # -- bad input: one error line, exit 2, nothing written ----------------------------------

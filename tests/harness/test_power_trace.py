@@ -24,7 +24,7 @@ def fake_gpu_meter(monkeypatch: pytest.MonkeyPatch) -> None:
         gpus = FakeNvml([FakeGpu("GPU-a", power_w=120.0)])
         return EnergyMeter(gpus="auto", cpu=None, codecarbon=False, interval_s=0.01, pynvml=gpus)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(trainer, "_meter", meter)
+    monkeypatch.setattr(trainer, "run_meter", meter)
 
 
 def spec_of(tmp_path: Path, epochs: int = 3):  # type: ignore[no-untyped-def]

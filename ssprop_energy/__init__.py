@@ -3,6 +3,7 @@
 The public API, re-exported from the package rooms; nothing is defined here.
 """
 
+from .api import ProfileResult, profile
 from .flops import (
     FlopReport,
     count_flops,
@@ -49,6 +50,7 @@ __all__ = [
     "Method",
     "MethodConfig",
     "ProfileConfig",
+    "ProfileResult",
     "Provenance",
     "Report",
     "RunRecord",
@@ -73,6 +75,7 @@ __all__ = [
     "load_config",
     "load_sweep",
     "measure_inference",
+    "profile",
     "register_flop_formula",
     "register_method",
     "register_task",

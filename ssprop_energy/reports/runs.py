@@ -15,7 +15,16 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import UNAVAILABLE, check, combine, combine_sources
-from ..store import ENDED, EPOCHS, FLOPS_OF_PHASE, INFERENCE, PHASES, RunRecord, setup_label
+from ..store import (
+    ENDED,
+    EPOCHS,
+    FLOPS_OF_PHASE,
+    INFERENCE,
+    PHASES,
+    RunRecord,
+    epoch_number,
+    setup_label,
+)
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
@@ -243,6 +252,7 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     if "run_id" not in epochs:
         epochs["run_id"] = record.run_id
     epochs = _with_identity(record, run, epochs)
+    epochs["epoch"] = epoch_number(pd.to_numeric(epochs["epoch"]))
     sources = [c for c in epochs.columns if c.startswith("provenance_")]
     try:
         epochs["provenance"] = [

@@ -15,6 +15,7 @@ import io
 import math
 import re
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,10 @@ SAVING_LABELS = {
 PDF_STYLE = {"pdf.fonttype": 42}
 """TrueType fonts embedded in the PDF files (what journals ask for), not Type 3."""
 LINE_STYLES = ("-", "--", ":", "-.")
+MIN_AXES_HEIGHT = 1.2
+"""The least height (inches) of a plot beside its figure's legend."""
+MAX_GROWTH_STEPS = 20
+"""How often a figure may grow for its legend (each step adds what still sticks out)."""
 TICK_WIDTH = 24
 """Characters per line of a bar group's label."""
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -99,6 +104,8 @@ def _colors(count: int) -> list[tuple[float, ...]]:
 
 @dataclass(frozen=True)
 class RunStyle:
+    """How one run is drawn: its method's colour, its seed's line style, its setup's marker."""
+
     color: tuple[float, ...]
     linestyle: str
     marker: str
@@ -121,27 +128,38 @@ def run_styles(runs: pd.DataFrame) -> dict[str, RunStyle]:
     }
 
 
-def _legend_fits(fig: Figure) -> bool:
-    fig.draw_without_rendering()
-    box = fig.legends[0].get_window_extent()
-    figure = fig.bbox
-    return bool(box.x0 >= figure.x0 and box.x1 <= figure.x1 and box.y0 >= figure.y0)
+def _legend_overflow(fig: Figure) -> tuple[float, float]:
+    """How far (inches) the figure legend sticks out of the figure, across and down; down
+    also counts what the plots lack of ``MIN_AXES_HEIGHT`` beside a tall legend."""
+    with warnings.catch_warnings():  # constrained layout gives up while the legend is too tall
+        warnings.filterwarnings("ignore", "constrained_layout not applied")
+        fig.draw_without_rendering()
+    box, figure = fig.legends[0].get_window_extent(), fig.bbox
+    plots = min(ax.get_window_extent().height for ax in fig.axes) / fig.dpi
+    across = max(0.0, figure.x0 - box.x0, box.x1 - figure.x1) / fig.dpi
+    down = max(0.0, figure.y0 - box.y0, box.y1 - figure.y1) / fig.dpi
+    return across, max(down, MIN_AXES_HEIGHT - plots, 0.0)
 
 
 def _legend(fig: Figure, count: int) -> None:
     """One legend for the figure, below the plots, so it never hides a curve; fewer
-    columns, then a wider figure, until it fits inside the figure."""
+    columns, then a wider or taller figure, until it lies inside the figure."""
     if not count:
         return
     for ncols in range(min(3, count), 0, -1):
         if fig.legends:
             fig.legends[0].remove()
         fig.legend(loc="outside lower center", ncols=ncols, frameon=False)
-        if _legend_fits(fig):
+        if _legend_overflow(fig) == (0.0, 0.0):
             return
-    while not _legend_fits(fig):
-        width = fig.legends[0].get_window_extent().width / fig.dpi
-        fig.set_figwidth(max(fig.get_figwidth() * 1.1, width + 0.3))
+    for _ in range(MAX_GROWTH_STEPS):
+        across, down = _legend_overflow(fig)
+        if not (across or down):
+            return
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(
+            width + 2 * across + 0.2 if across else width, height + down + 0.2 if down else height
+        )
 
 
 def _per_run(

@@ -159,3 +159,24 @@ def test_a_figure_file_is_the_chart_on_the_page(tmp_path: Path, key: str) -> Non
     page = (store / "report.html").read_text()
     svg = (store / "figures" / f"{key}.svg").read_text()
     assert f'<figure id="chart-{key}">' in page and svg in page
+
+
+def test_a_legend_taller_than_the_figure_grows_the_figure(tmp_path: Path) -> None:
+    sweep = tmp_path / "many"
+    for seed in range(14):
+        for method, label in (("dense", "dense"), ("ssprop", LONG)):
+            write_run(
+                sweep,
+                f"{method}{seed}",
+                method=method,
+                label=label,
+                seed=seed,
+                epochs=epoch_rows(f"{method}{seed}", [0.5, 0.6], 90.0, 20.0, 8.0, 1e9, 1.0),
+            )
+    report = build_report([sweep])
+    with mpl.rc_context(STYLE), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = accuracy_energy(report)  # 28 runs, one column of long labels
+        assert fig is not None
+        _legends_inside(fig)
+    assert fig.get_figheight() > 3.6  # grown for its legend

@@ -3,6 +3,7 @@
 The public API, re-exported from the package rooms; nothing is defined here.
 """
 
+from .api import ProfileResult, profile
 from .flops import (
     FlopReport,
     count_flops,
@@ -50,6 +51,7 @@ __all__ = [
     "Method",
     "MethodConfig",
     "ProfileConfig",
+    "ProfileResult",
     "Provenance",
     "Report",
     "RunRecord",
@@ -76,6 +78,7 @@ __all__ = [
     "load_config",
     "load_sweep",
     "measure_inference",
+    "profile",
     "register_flop_formula",
     "register_method",
     "register_task",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from importlib.metadata import version
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
@@ -17,6 +18,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"ssprop-energy {version('ssprop-energy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Measure what sparse back-propagation (ssProp) really saves."""
+
 
 P = ParamSpec("P")
 R = TypeVar("R")

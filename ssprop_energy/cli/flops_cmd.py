@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -33,14 +34,15 @@ class _Schedule:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``64x3x32x32`` -> (64, 3, 32, 32)."""
+    """``64x3x32x32`` or ``64,3,32,32`` -> (64, 3, 32, 32)."""
     try:
-        shape = tuple(int(part) for part in text.lower().split("x"))
+        shape = tuple(int(part) for part in re.split(r"[x,]", text.lower().replace(" ", "")))
     except ValueError:
         raise UserError(
-            f"--input-shape: expected sizes joined by x (64x3x32x32), got {text!r}"
+            f"--input-shape: expected sizes joined by x or commas (64x3x32x32 or 64,3,32,32), "
+            f"got {text!r}"
         ) from None
-    if not shape or any(s < 1 for s in shape):
+    if any(s < 1 for s in shape):
         raise UserError(f"--input-shape: sizes must be >= 1, got {text!r}")
     return shape
 
@@ -64,7 +66,9 @@ def flops(
     model: Annotated[
         str | None, typer.Option(help="Builtin model or package.module:factory.")
     ] = None,
-    input_shape: Annotated[str | None, typer.Option(help="Batch shape, e.g. 64x3x32x32.")] = None,
+    input_shape: Annotated[
+        str | None, typer.Option(help="Batch shape: 64x3x32x32 or 64,3,32,32.")
+    ] = None,
     keep: Annotated[
         float | None, typer.Option(help="Apply this keep to every convolution.")
     ] = None,

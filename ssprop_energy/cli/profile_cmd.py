@@ -16,7 +16,7 @@ from ..harness.config import load_config
 from ..harness.progress import make_reporter
 from ..harness.runner import SweepResult, dry_run_table, run_sweep
 from ..harness.runs import RunSpec, plan_runs
-from ..reports import Report, write_sweep_report
+from ..reports import Report, sweep_report
 from ..store import setup_label
 from ._app import app, user_errors
 
@@ -61,7 +61,7 @@ def profile(
         specs = {s.run_id: s for s in plan_runs(cfg, str(config))}
         _print_outcomes(console, cfg.name, result, specs)
     try:
-        report = write_sweep_report(result.sweep_dir)
+        report = sweep_report(result.sweep_dir)
     except UserError as exc:
         typer.echo(f"error: report not written: {exc}", err=True)
         raise typer.Exit(result.exit_code if result.interrupted else 2) from None

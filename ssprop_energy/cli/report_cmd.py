@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..reports import build_report, write_report
+from ..reports import FIGURES, build_report, write_report
 from ..store import is_run_dir
 from ._app import app, user_errors
 
@@ -42,8 +42,13 @@ def report(
             raise UserError("--out: required when merging several run folders")
         out = run_dirs[0] / "report" if is_run_dir(run_dirs[0]) else run_dirs[0]
     built = build_report(run_dirs, target_accuracy=target_accuracy, baseline=baseline)
-    for path in write_report(built, out):
-        typer.echo(f"wrote {path}")
+    written = write_report(built, out)
+    figures = [p for p in written if p.parent.name == FIGURES]
+    for path in written:
+        if path not in figures:
+            typer.echo(f"wrote {path}")
+    if figures:
+        typer.echo(f"wrote {len(figures)} chart files (SVG and PDF) in {figures[0].parent}")
     typer.echo(built.headline)
     for note in built.notes:  # the flags among them as `flag: ...`
         typer.echo(f"{'flag' if note in built.flags else 'note'}: {note}")

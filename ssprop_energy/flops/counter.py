@@ -14,6 +14,7 @@ and the report says so.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,23 @@ class FlopReport:
 
     def to_csv(self, path: Path | str) -> Path:
         return atomic_write_csv(path, self.table)
+
+    def totals_row(self) -> pd.DataFrame:
+        """The table's last row for display: ``total`` with the summed counts."""
+        summed = [*COUNTS, "backward", "selection", "total"]
+        row = {c: (int(self.table[c].sum()) if c in summed else "") for c in self.table.columns}
+        return pd.DataFrame([{**row, "module": "total"}], columns=self.table.columns)
+
+    def _repr_html_(self) -> str:
+        """The per-layer table with a totals row, and the convention (for Jupyter)."""
+        notes = [f"FLOPs of one training step; {self.convention}"]
+        if self.traced_on != "meta":
+            notes.append(f"shapes recorded by running the model on {self.traced_on}")
+        if self.skipped:
+            notes.append("not counted (no formula): " + ", ".join(self.skipped))
+        shown = pd.concat([self.table, self.totals_row()], ignore_index=True)
+        caption = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+        return caption + shown.to_html(index=False, na_rep="–")
 
     def __str__(self) -> str:
         lines = [self.table.to_string(index=False)]

@@ -1,7 +1,9 @@
-"""Progress of a sweep: a rich live display on a terminal, plain lines elsewhere, or nothing."""
+"""Progress of a sweep: a rich live display on a terminal, a bar updated in place in a
+Jupyter notebook, plain lines elsewhere, or nothing."""
 
 from __future__ import annotations
 
+import html
 import math
 import sys
 import time
@@ -10,7 +12,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..store import setup_label
+from ..store import epoch_number, setup_label
 from .runs import RunSpec
 from .trainer import RunOutcome, StepInfo
 
@@ -37,8 +39,8 @@ class QuietReporter:
 
 def _epoch_line(row: dict[str, Any]) -> str:
     line = (
-        f"epoch {int(row['epoch']) + 1}: keep {row['keep']:.2f}, loss {row['train_loss']:.4f}, "
-        f"val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s"
+        f"epoch {epoch_number(int(row['epoch']))}: keep {row['keep']:.2f}, "
+        f"loss {row['train_loss']:.4f}, val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s"
     )
     joules = row["energy_j"]
     if not math.isfinite(joules):
@@ -120,12 +122,61 @@ class RichReporter(PlainReporter):
             total=total,
             completed=completed,
             steps=f"{completed}/{total} steps",
-            status=f"epoch {info.epoch + 1}/{self.epochs}, keep {info.keep:.2f}, "
+            status=f"epoch {epoch_number(info.epoch)}/{self.epochs}, keep {info.keep:.2f}, "
             f"loss {info.loss:.4f}{watts}",
         )
 
     def close(self) -> None:
         self.progress.stop()
+
+
+class NotebookReporter(PlainReporter):
+    """In Jupyter: the epoch lines, and above them one progress bar with the run, epoch,
+    steps, keep, loss and watts, updated in place through an IPython display handle (rich's
+    live display would need ipywidgets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from IPython.display import HTML, display  # present in every Jupyter kernel
+
+        self._html = HTML
+        self.handle = display(HTML("<p>starting the sweep</p>"), display_id=True)
+        self.run = ""
+        self.epochs = 1
+        self.last = 0.0
+        self.bar = ""
+
+    def run_started(self, index: int, total: int, spec: RunSpec, run_dir: Any) -> None:
+        super().run_started(index, total, spec, run_dir)
+        self.run = f"run {index}/{total} {spec.run_id}"
+        self.epochs = spec.train.epochs
+
+    def step(self, info: StepInfo) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5 and info.step + 1 < info.steps:
+            return
+        self.last = now
+        watts = f", {info.watts:.0f} W" if info.watts is not None else ""
+        total, completed = info.steps * self.epochs, info.epoch * info.steps + info.step + 1
+        status = (
+            f"{self.run}: epoch {epoch_number(info.epoch)}/{self.epochs}, "
+            f"{completed}/{total} steps, keep {info.keep:.2f}, loss {info.loss:.4f}{watts}"
+        )
+        self.bar = f'<progress value="{completed}" max="{total}"></progress> {html.escape(status)}'
+        self.handle.update(self._html(self.bar))
+
+    def close(self) -> None:
+        self.handle.update(self._html(f"{self.bar or 'no run trained'}; sweep done"))
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (rich's test: an IPython ZMQ shell, Colab, Databricks)."""
+    return Console().is_jupyter
+
+
+def default_reporter() -> Reporter:
+    """A library call's progress: a bar in a notebook, nothing elsewhere."""
+    return NotebookReporter() if in_notebook() else QuietReporter()
 
 
 def make_reporter(quiet: bool) -> Reporter:

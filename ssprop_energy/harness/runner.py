@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import shutil
 import signal
 from dataclasses import dataclass, field
@@ -29,12 +30,13 @@ from ..store import (
 )
 from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
-from .progress import QuietReporter, Reporter
+from .progress import Reporter, default_reporter
 from .runs import RunSpec, plan_runs
 from .signals import Terminated, stop_on_signals, stop_signal
 from .trainer import RunOutcome, run_training
 
 REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
+RESULT_COLUMNS = ("run", "status", "epochs", "accuracy", "energy_j", "time_s", "error")
 
 
 @dataclass
@@ -59,6 +61,49 @@ class SweepResult:
     def failed(self) -> list[str]:
         """Runs of this call that failed, and damaged runs left untouched."""
         return [o.run_id for o in self.outcomes if o.status == "failed"] + self.damaged
+
+    def table(self) -> pd.DataFrame:
+        """One row per run this call trained, and a last row of totals."""
+        rows = [
+            {
+                "run": o.run_id,
+                "status": o.status,
+                "epochs": o.epochs_done,
+                "accuracy": o.accuracy,
+                "energy_j": o.energy_j,
+                "time_s": o.time_s,
+                "error": o.error or "",
+            }
+            for o in self.outcomes
+        ]
+        table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS), dtype=object)
+        energies = [o.energy_j for o in self.outcomes]
+        total = {
+            "run": f"total: {len(rows)} trained",
+            "status": f"{sum(o.status == 'finished' for o in self.outcomes)} finished",
+            "epochs": sum(o.epochs_done for o in self.outcomes),
+            "accuracy": None,
+            "energy_j": None if None in energies else sum(e for e in energies if e is not None),
+            "time_s": sum(o.time_s for o in self.outcomes),
+            "error": "",
+        }
+        return pd.concat([table, pd.DataFrame([total], dtype=object)], ignore_index=True)
+
+    def _repr_html_(self) -> str:
+        """The runs of this call with their totals (for Jupyter)."""
+        others = {
+            "skipped (already ended)": self.skipped,
+            "claimed by another process": self.claimed,
+            "damaged, left untouched": self.damaged,
+        }
+        lines = [f"{name}: {', '.join(ids)}" for name, ids in others.items() if ids]
+        if self.interrupted:
+            lines.append(f"stopped by signal {self.stopped_by}; rerun to resume")
+        return (
+            f"<p>Sweep {html.escape(str(self.sweep_dir))}</p>"
+            + self.table().to_html(index=False, na_rep="–", float_format="{:.4g}".format)
+            + "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        )
 
     @property
     def exit_code(self) -> int:
@@ -115,9 +160,10 @@ def run_sweep(
     SIGHUP mark the current run ``interrupted`` and stop the sweep cleanly; finished epochs
     and runs are kept, and a later call resumes from the last finished epoch. A run listed
     in the sweep folder's estimate.csv (``ssprop-energy estimate``) keeps its prediction in
-    its meta.json; a damaged estimate.csv is a UserError before anything is trained.
+    its meta.json; a damaged estimate.csv is a UserError before anything is trained. Without
+    a ``reporter`` it shows a progress bar in a Jupyter notebook and prints nothing elsewhere.
     """
-    reporter = reporter or QuietReporter()
+    reporter = reporter or default_reporter()
     sweep_dir = sweep_folder(cfg, out)
     runs = select_runs(plan_runs(cfg, source), only, max_runs)
     estimates = read_estimates(sweep_dir)

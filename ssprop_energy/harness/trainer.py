@@ -28,6 +28,7 @@ from ..store import (
     StoreConflict,
     atomic_write,
     atomic_write_csv,
+    epoch_number,
     remove_temp_files,
 )
 from ..tasks import Batch, build_task
@@ -133,7 +134,9 @@ def train_step(
     loss_value = loss.item()
     acc.add_window("forward", meter.end("forward"))
     if not math.isfinite(loss_value):
-        raise RunDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
+        raise RunDiverged(
+            f"loss became {loss_value} at epoch {epoch_number(epoch)}, step {step + 1}"
+        )
     meter.begin("backward")
     scaler.scale(loss).backward()
     acc.add_window("backward", meter.end("backward"))

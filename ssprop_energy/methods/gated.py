@@ -26,7 +26,7 @@ from .ssprop import SSProp, SSPropConfig
 
 class GatedConfig(MethodConfig):
     """``target_keep`` of the gated channels (or blocks), the regularizer ``weight``, the
-    gate ``level``, ``skip`` patterns and ``prune_at_epoch``: the epoch at whose start the
+    gate ``level``, ``skip`` patterns and ``prune_at_epoch``: after how many epochs the
     closed parts are removed (None: after the last epoch)."""
 
     name: Literal["gated"] = "gated"  # type: ignore[assignment]

@@ -21,6 +21,7 @@ kernels are charged to the window that launched them.
 from __future__ import annotations
 
 import contextlib
+import html
 import math
 import sys
 import time
@@ -32,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..provenance import UNAVAILABLE
+from ..provenance import UNAVAILABLE, combine
 from .carbon import CodeCarbonRun, carbon_intensity_g_per_kwh, emissions_kg
 from .discovery import CpuMode, GpuSelection, Hardware, discover
 from .rapl import POWERCAP_ROOT
@@ -379,6 +380,33 @@ class EnergyMeter:
         if self._sampler is None or self._stopped:
             raise RuntimeError("start the EnergyMeter before sampling")
         self._sampler.tick()
+
+    def _repr_html_(self) -> str:
+        """The sources and the summary table with a row of totals over the windows (for
+        Jupyter); windows that overlap are counted once each in those totals."""
+        state = "running" if self._started and not self._stopped else "stopped"
+        if not self._started:
+            return "<p>EnergyMeter (not started)</p>"
+        sources = pd.DataFrame(
+            [(s.name, s.provenance, s.device or "", s.reason or "") for s in self.sources],
+            columns=["source", "provenance", "device", "reason"],
+        )
+        summary = self.summary()
+        if not summary.empty:
+            total: dict[str, Any] = {c: "" for c in summary.columns}
+            total["window"] = "sum of the windows"
+            for column in summary.columns:
+                if column in ("count", "time_s") or column.startswith(("energy_j", "emissions")):
+                    total[column] = summary[column].sum(skipna=False)
+            for name in (s.name for s in self.sources):
+                total[f"provenance_{name}"] = combine(summary[f"provenance_{name}"])
+            summary = pd.concat([summary, pd.DataFrame([total])], ignore_index=True)
+        return (
+            f"<p>EnergyMeter ({state}), {html.escape(self.country)}: "
+            f"{self.carbon_intensity_g_per_kwh:.4g} g CO2eq/kWh</p>"
+            + sources.to_html(index=False)
+            + summary.to_html(index=False, na_rep="–", float_format="{:.4g}".format)
+        )
 
     def trace(self) -> pd.DataFrame:
         """The readings not yet taken: ``time_s`` (since start), ``source``, ``power_w``,

@@ -2,6 +2,13 @@
 from the results store (docs/store.md), so a report can be rebuilt at any time."""
 
 from .report import Report, build_report
-from .write import write_report, write_sweep_report
+from .write import FIGURES, sweep_report, write_report, write_sweep_report
 
-__all__ = ["Report", "build_report", "write_report", "write_sweep_report"]
+__all__ = [
+    "FIGURES",
+    "Report",
+    "build_report",
+    "sweep_report",
+    "write_report",
+    "write_sweep_report",
+]

@@ -3,6 +3,10 @@
 Text stays SVG text (``svg.fonttype: none``) and math parsing is off, so a run name is drawn
 literally and matplotlib's SVG writer escapes it. Every chart plots columns of the report's
 CSV files; each :class:`Chart` names them in its caption.
+
+Every run has one colour per method label and one line style per seed (markers tell sweep
+points apart), in every chart; epochs are numbered from 1, as in epochs.csv. Legends are
+fitted inside the figure (fewer columns, then a wider figure), never clipped.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,14 +50,35 @@ SAVING_LABELS = {
 }
 
 
+PDF_STYLE = {"pdf.fonttype": 42}
+"""TrueType fonts embedded in the PDF files (what journals ask for), not Type 3."""
+LINE_STYLES = ("-", "--", ":", "-.")
+MIN_AXES_HEIGHT = 1.2
+"""The least height (inches) of a plot beside its figure's legend."""
+MAX_GROWTH_STEPS = 20
+"""How often a figure may grow for its legend (each step adds what still sticks out)."""
+TICK_WIDTH = 24
+"""Characters per line of a bar group's label."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 @dataclass(frozen=True)
 class Chart:
-    """One figure of the report: an id, a title, the CSV columns it plots, and the SVG."""
+    """One figure of the report: an id, a title, the CSV columns it plots, the SVG (for the
+    page and ``figures/``) and the figure, drawn as PDF on demand (``figures/``)."""
 
     key: str
     title: str
     caption: str
     svg: str
+    figure: Figure
+
+    def pdf(self) -> bytes:
+        """The chart as a PDF file (fonts embedded as TrueType, no creation date)."""
+        buffer = io.BytesIO()
+        with mpl.rc_context(STYLE | PDF_STYLE):
+            self.figure.savefig(buffer, format="pdf", metadata={"CreationDate": None})
+        return buffer.getvalue()
 
 
 def _svg(fig: Figure, key: str) -> str:
@@ -70,26 +97,95 @@ def _figure(rows: int = 1, cols: int = 1, height: float = 3.2) -> tuple[Figure, 
 
 
 def _colors(count: int) -> list[tuple[float, ...]]:
-    """Distinct colours: tab10, or tab20 beyond ten runs (colours cycle beyond twenty)."""
+    """Distinct colours: tab10, or tab20 beyond ten (colours cycle beyond twenty)."""
     palette = mpl.colormaps["tab10" if count <= 10 else "tab20"].colors
     return [palette[i % len(palette)] for i in range(count)]
 
 
+@dataclass(frozen=True)
+class RunStyle:
+    """How one run is drawn: its method's colour, its seed's line style, its setup's marker."""
+
+    color: tuple[float, ...]
+    linestyle: str
+    marker: str
+
+
+def run_styles(runs: pd.DataFrame) -> dict[str, RunStyle]:
+    """Each run's style: the colour of its method label, the line style of its seed and
+    the marker of its sweep point (in order of first appearance in summary.csv)."""
+    labels = list(dict.fromkeys(runs["method_label"]))
+    seeds = list(dict.fromkeys(runs["seed"]))
+    setups = list(dict.fromkeys(runs["setup"]))
+    colors = _colors(len(labels))
+    return {
+        str(row["run"]): RunStyle(
+            colors[labels.index(row["method_label"])],
+            LINE_STYLES[seeds.index(row["seed"]) % len(LINE_STYLES)],
+            MARKERS[setups.index(row["setup"]) % len(MARKERS)],
+        )
+        for _, row in runs.iterrows()
+    }
+
+
+def _legend_overflow(fig: Figure) -> tuple[float, float]:
+    """How far (inches) the figure legend sticks out of the figure, across and down; down
+    also counts what the plots lack of ``MIN_AXES_HEIGHT`` beside a tall legend."""
+    with warnings.catch_warnings():  # constrained layout gives up while the legend is too tall
+        warnings.filterwarnings("ignore", "constrained_layout not applied")
+        fig.draw_without_rendering()
+    box, figure = fig.legends[0].get_window_extent(), fig.bbox
+    plots = min(ax.get_window_extent().height for ax in fig.axes) / fig.dpi
+    across = max(0.0, figure.x0 - box.x0, box.x1 - figure.x1) / fig.dpi
+    down = max(0.0, figure.y0 - box.y0, box.y1 - figure.y1) / fig.dpi
+    return across, max(down, MIN_AXES_HEIGHT - plots, 0.0)
+
+
 def _legend(fig: Figure, count: int) -> None:
-    """One legend for the figure, below the plots, so it never hides a curve."""
-    if count:
-        fig.legend(loc="outside lower center", ncols=min(3, count), frameon=False)
+    """One legend for the figure, below the plots, so it never hides a curve; fewer
+    columns, then a wider or taller figure, until it lies inside the figure."""
+    if not count:
+        return
+    for ncols in range(min(3, count), 0, -1):
+        if fig.legends:
+            fig.legends[0].remove()
+        fig.legend(loc="outside lower center", ncols=ncols, frameon=False)
+        if _legend_overflow(fig) == (0.0, 0.0):
+            return
+    for _ in range(MAX_GROWTH_STEPS):
+        across, down = _legend_overflow(fig)
+        if not (across or down):
+            return
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(
+            width + 2 * across + 0.2 if across else width, height + down + 0.2 if down else height
+        )
 
 
-def _per_run(ax: Axes, epochs: pd.DataFrame, y: str, ylabel: str, labelled: bool = True) -> None:
-    """One line per run; ``labelled`` lines enter the figure legend."""
-    runs = epochs.groupby("run", sort=False)
-    colors = _colors(runs.ngroups)
-    for (run, rows), color in zip(runs, colors, strict=True):
-        label = str(run) if labelled else "_nolegend_"
-        ax.plot(rows["epoch"], rows[y], marker="o", markersize=3, label=label, color=color)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+def _per_run(
+    ax: Axes,
+    epochs: pd.DataFrame,
+    styles: dict[str, RunStyle],
+    y: str,
+    ylabel: str,
+    labelled: bool = True,
+    x: str = "epoch",
+) -> None:
+    """One line per run in its style; ``labelled`` lines enter the figure legend."""
+    for run, rows in epochs.groupby("run", sort=False):
+        style = styles[str(run)]
+        ax.plot(
+            rows[x],
+            rows[y],
+            marker=style.marker,
+            markersize=3,
+            linestyle=style.linestyle,
+            color=style.color,
+            label=str(run) if labelled else "_nolegend_",
+        )
+    if x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (from 1)")
     ax.set_ylabel(ylabel)
 
 
@@ -97,11 +193,11 @@ def training_curves(report: Report) -> Figure | None:
     epochs = report.epochs
     if epochs.empty or "accuracy" not in epochs:
         return None
+    styles = run_styles(report.runs)
     fig, (acc, loss) = _figure(1, 2)
-    _per_run(acc, epochs, "accuracy", "validation accuracy")
-    _per_run(
-        loss, epochs, "val_loss" if "val_loss" in epochs else "train_loss", "validation loss", False
-    )
+    _per_run(acc, epochs, styles, "accuracy", "validation accuracy")
+    loss_column = "val_loss" if "val_loss" in epochs else "train_loss"
+    _per_run(loss, epochs, styles, loss_column, "validation loss", False)
     if report.target_accuracy is not None:
         acc.axhline(
             report.target_accuracy, color="black", linestyle=":", linewidth=1, label="target"
@@ -110,12 +206,80 @@ def training_curves(report: Report) -> Figure | None:
     return fig
 
 
-def cumulative_energy(report: Report) -> Figure | None:
-    if report.epochs.empty or "energy_j_cum" not in report.epochs:
+def epoch_energy(report: Report) -> Figure | None:
+    epochs = report.epochs
+    if epochs.empty or "energy_j_cum" not in epochs:
         return None
-    fig, (ax,) = _figure()
-    _per_run(ax, report.epochs, "energy_j_cum", "cumulative energy (J)")
-    _legend(fig, report.epochs["run"].nunique())
+    styles = run_styles(report.runs)
+    fig, (per_epoch, cumulative) = _figure(1, 2)
+    _per_run(per_epoch, epochs, styles, "energy_j", "energy per epoch (J)")
+    _per_run(cumulative, epochs, styles, "energy_j_cum", "cumulative energy (J)", False)
+    _legend(fig, epochs["run"].nunique())
+    return fig
+
+
+def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats (no more cost and no less score, one of
+    them strictly), sorted by cost; NaN points are never on the front."""
+    known = np.flatnonzero(~(np.isnan(cost) | np.isnan(score)))
+    order = known[np.lexsort((-score[known], cost[known]))]
+    front: list[int] = []
+    for i in order:
+        if not front or score[i] > score[front[-1]]:
+            front.append(int(i))
+    return np.array(front, dtype=int)
+
+
+def accuracy_energy(report: Report) -> Figure | None:
+    """Each run's validation accuracy against its cumulative energy, epoch by epoch; each
+    method's mean final point (error bars: std over seeds) and the Pareto front of those."""
+    epochs = report.epochs
+    if epochs.empty or not {"accuracy", "energy_j_cum"} <= set(epochs.columns):
+        return None
+    if not epochs["energy_j_cum"].notna().any():
+        return None
+    styles = run_styles(report.runs)
+    fig, (ax,) = _figure(height=3.6)
+    _per_run(ax, epochs, styles, "accuracy", "validation accuracy", x="energy_j_cum")
+    methods = report.methods
+    if {"energy_j_mean", "final_accuracy_mean"} <= set(methods.columns):
+        cost = methods["energy_j_mean"].to_numpy(dtype=float)
+        score = methods["final_accuracy_mean"].to_numpy(dtype=float)
+        labels = list(dict.fromkeys(report.runs["method_label"]))
+        colors = _colors(len(labels))
+        for i, row in enumerate(methods.itertuples(index=False)):
+            if np.isnan(cost[i]) or np.isnan(score[i]) or row.method_label not in labels:
+                continue
+            ax.errorbar(
+                cost[i],
+                score[i],
+                xerr=np.nan_to_num(getattr(row, "energy_j_std", math.nan)),
+                yerr=np.nan_to_num(getattr(row, "final_accuracy_std", math.nan)),
+                marker="o",
+                markersize=8,
+                markerfacecolor="white",
+                color=colors[labels.index(row.method_label)],
+                capsize=3,
+                label="_nolegend_",
+                zorder=3,
+            )
+        front = pareto_front(cost, score)
+        if len(front):
+            ax.plot(
+                cost[front],
+                score[front],
+                color="black",
+                linewidth=1.2,
+                drawstyle="steps-post",
+                label="Pareto front of the method means",
+                zorder=2,
+            )
+    if report.target_accuracy is not None:
+        ax.axhline(
+            report.target_accuracy, color="black", linestyle=":", linewidth=1, label="target"
+        )
+    ax.set_xlabel("cumulative energy (J)")
+    _legend(fig, epochs["run"].nunique() + 1)
     return fig
 
 
@@ -123,17 +287,26 @@ def power_trace(report: Report) -> Figure | None:
     power = report.power
     if power.empty:
         return None
+    styles = run_styles(report.runs)
     sources = list(dict.fromkeys(power["source"]))
-    runs = list(dict.fromkeys(power["run"]))
-    colors = _colors(len(runs))
     fig, axes = _figure(1, len(sources))
     for ax, source in zip(axes, sources, strict=True):
         for run, rows in power[power["source"] == source].groupby("run", sort=False):
-            label = str(run) if ax is axes[0] else "_nolegend_"
-            color = colors[runs.index(run)]
-            ax.plot(rows["time_s"], rows["power_w"], linewidth=0.8, label=label, color=color)
+            style = styles[str(run)]
+            ax.plot(
+                rows["time_s"],
+                rows["power_w"],
+                linewidth=0.8,
+                linestyle=style.linestyle,
+                color=style.color,
+                label=str(run) if ax is axes[0] else "_nolegend_",
+            )
             ax.fill_between(
-                rows["time_s"], rows["power_w_min"], rows["power_w_max"], color=color, alpha=0.2
+                rows["time_s"],
+                rows["power_w_min"],
+                rows["power_w_max"],
+                color=style.color,
+                alpha=0.2,
             )
         ax.set_title(source)
         ax.set_xlabel("time since run start (s)")
@@ -146,19 +319,27 @@ def power_per_epoch(report: Report) -> Figure | None:
     power = report.power_epochs
     if power.empty:
         return None
+    styles = run_styles(report.runs)
     sources = list(dict.fromkeys(power["source"]))
-    runs = list(dict.fromkeys(power["run"]))
-    colors = _colors(len(runs))
     fig, axes = _figure(1, len(sources))
     for ax, source in zip(axes, sources, strict=True):
         for run, rows in power[power["source"] == source].groupby("run", sort=False):
-            label = str(run) if ax is axes[0] else "_nolegend_"
-            color = colors[runs.index(run)]
+            style = styles[str(run)]
             ax.plot(
-                rows["epoch"], rows["power_w"], marker="o", markersize=3, label=label, color=color
+                rows["epoch"],
+                rows["power_w"],
+                marker=style.marker,
+                markersize=3,
+                linestyle=style.linestyle,
+                color=style.color,
+                label=str(run) if ax is axes[0] else "_nolegend_",
             )
             ax.fill_between(
-                rows["epoch"], rows["power_w_min"], rows["power_w_max"], color=color, alpha=0.2
+                rows["epoch"],
+                rows["power_w_min"],
+                rows["power_w_max"],
+                color=style.color,
+                alpha=0.2,
             )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(source)
@@ -169,8 +350,9 @@ def power_per_epoch(report: Report) -> Figure | None:
 
 
 def _group_labels(methods: pd.DataFrame) -> list[str]:
+    """Method label and setup, wrapped so a long label stays inside the figure."""
     return [
-        label if setup == NO_SETUP else f"{label}\n{setup}"
+        "\n".join(textwrap.wrap(str(label), TICK_WIDTH) + ([] if setup == NO_SETUP else [setup]))
         for label, setup in zip(methods["method_label"], methods["setup"], strict=True)
     ]
 
@@ -224,10 +406,10 @@ def savings(report: Report) -> Figure | None:
     columns = {c: SAVING_LABELS[c] for c in SAVINGS if c in SAVING_LABELS}
     fig, (left, right) = _figure(1, 2, height=3.6)
     _grouped_bars(left, compared, columns, errors=True)
-    left.set_ylabel(f"saving against {report.baseline} (%)")
+    left.set_ylabel(f"saving against {report.baseline} (%)\npositive = less")
     left.axhline(0, color="black", linewidth=0.8)
     _grouped_bars(right, compared, {"accuracy_change_points": "accuracy"}, errors=True)
-    right.set_ylabel("accuracy change (points)")
+    right.set_ylabel("accuracy change (points)\npositive = higher")
     right.axhline(0, color="black", linewidth=0.8)
     return fig
 
@@ -403,9 +585,17 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
     ),
     (
         "energy",
-        "Cumulative energy per epoch",
-        "epochs.csv: run, epoch, energy_j_cum",
-        cumulative_energy,
+        "Energy per epoch and cumulative energy",
+        "epochs.csv: run, epoch, energy_j, energy_j_cum",
+        epoch_energy,
+    ),
+    (
+        "tradeoff",
+        "Accuracy against cumulative energy: every run epoch by epoch, each method's mean "
+        "final point (error bars: std over seeds) and the Pareto front of the methods",
+        "epochs.csv: run, accuracy, energy_j_cum; methods.csv: energy_j_mean and _std, "
+        "final_accuracy_mean and _std",
+        accuracy_energy,
     ),
     (
         "power",
@@ -427,7 +617,8 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
     ),
     (
         "savings",
-        "Savings against the baseline, error bars: std over seeds",
+        "Savings against the baseline (positive = the method used less), error bars: std "
+        "over seeds",
         "methods.csv: <saving>_pct_mean and _std, accuracy_change_points_mean and _std",
         savings,
     ),
@@ -467,5 +658,5 @@ def render_charts(report: Report) -> list[Chart]:
         for key, title, caption, make in CHARTS:
             fig = make(report)
             if fig is not None:
-                charts.append(Chart(key, title, caption, _svg(fig, key)))
+                charts.append(Chart(key, title, caption, _svg(fig, key), fig))
     return charts

@@ -14,7 +14,7 @@ from numbers import Integral, Real
 import pandas as pd
 
 from ..provenance import is_mixed
-from .charts import render_charts
+from .charts import Chart, render_charts
 from .report import Report
 
 CSP = (
@@ -316,14 +316,15 @@ def _tables(report: Report) -> str:
     return "".join(parts)
 
 
-def render_html(report: Report) -> str:
-    """The whole page as a string."""
+def render_html(report: Report, charts: Sequence[Chart] | None = None) -> str:
+    """The whole page as a string (``charts``: those of :func:`render_charts`, drawn here
+    when not given)."""
     title = f"ssprop-energy report: {report.title}"
     target = "none" if report.target_accuracy is None else fmt(report.target_accuracy)
     figures = "".join(
         f'<figure id="chart-{c.key}"><figcaption><b>{html.escape(c.title)}</b> '
         f"({html.escape(c.caption)})</figcaption>{c.svg}</figure>"
-        for c in render_charts(report)
+        for c in (render_charts(report) if charts is None else charts)
     )
     body = [
         f"<h1>{html.escape(title)}</h1>",
@@ -351,3 +352,44 @@ def render_html(report: Report) -> str:
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
+
+
+NOTEBOOK_METRICS = (
+    "final_accuracy",
+    "epochs_done",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "flops_total",
+    "flops_backward_saving_pct",
+    "time_saving_pct",
+    "energy_saving_pct",
+    "provenance_energy_saving",
+    "accuracy_change_points",
+)
+
+
+def notebook_html(report: Report) -> str:
+    """The report in a notebook: headline, highlights, notes, the methods table and the
+    totals over the runs; the charts and every other table are in :func:`render_html`."""
+    runs = report.runs
+    finished = int((runs["status"] == "finished").sum())
+    energy = runs["energy_j"].sum(skipna=False)
+    totals = (
+        f"{len(runs)} runs ({finished} finished), {fmt(runs['time_s'].sum())} s, "
+        f"{fmt(energy)} J in total ({', '.join(report.sources) or 'no energy source'})"
+    )
+    parts = [
+        f"<p><b>{html.escape(report.headline)}</b></p>",
+        _items(report.highlights[1:]),
+        f"<p>Baseline: {html.escape(report.baseline)}; {html.escape(totals)}.</p>",
+        mean_std_table(
+            report.methods,
+            ("method_label", "setup", "n_runs", "n_finished"),
+            NOTEBOOK_METRICS,
+            "methods.csv: mean ± std over finished runs",
+        ),
+    ]
+    if report.notes:
+        parts.append("<p>Notes:</p>" + _items(report.notes))
+    return "".join(parts)

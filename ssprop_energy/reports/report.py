@@ -78,6 +78,12 @@ class Report:
     target_accuracy: float | None = None
     sources: tuple[str, ...] = ()
 
+    def _repr_html_(self) -> str:
+        """Headline, highlights, notes and the methods table (for Jupyter)."""
+        from .html import notebook_html  # the page's module imports this one
+
+        return notebook_html(self)
+
 
 def _load(run_dirs: Sequence[Path | str]) -> tuple[list[RunRecord], list[str]]:
     """The readable runs, and one note per damaged run (left out of every table)."""

@@ -24,6 +24,7 @@ from ..store import (
     PHASES,
     PREDICTED,
     RunRecord,
+    epoch_number,
     setup_label,
 )
 
@@ -275,6 +276,7 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     if "run_id" not in epochs:
         epochs["run_id"] = record.run_id
     epochs = _with_identity(record, run, epochs)
+    epochs["epoch"] = epoch_number(pd.to_numeric(epochs["epoch"]))
     sources = [c for c in epochs.columns if c.startswith("provenance_")]
     try:
         epochs["provenance"] = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..store import atomic_write_csv, atomic_write_text, is_run_dir
+from ..store import atomic_write, atomic_write_csv, atomic_write_text, is_run_dir
+from .charts import CHARTS, render_charts
 from .html import render_html
 from .report import Report, build_report
 
@@ -18,11 +19,15 @@ CSV_FILES = {
 }
 WHEN_PRESENT = {"inference.csv": "inference", "gates.csv": "gates"}
 """Tables written only when some run has them (older stores, runs without gates)."""
+FIGURES = "figures"
+"""The folder of the chart files: ``<key>.svg`` and ``<key>.pdf`` per chart of the page."""
 
 
 def write_report(report: Report, out_dir: Path | str) -> list[Path]:
-    """Write the CSV files (inference.csv and gates.csv only when some run has them) and
-    report.html into ``out_dir`` atomically; returns their paths.
+    """Write the CSV files (inference.csv and gates.csv only when some run has them),
+    report.html, and each chart as ``figures/<key>.svg`` and ``figures/<key>.pdf`` into
+    ``out_dir`` atomically; returns their paths. The files of a chart the data no longer
+    supports are removed, so ``figures/`` always matches the page.
 
     ``out_dir`` may be a sweep folder, never a run folder. Everything is rendered before the
     first write, and each file replaces its old version only once complete, so a folder that
@@ -33,20 +38,34 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
         raise UserError(
             f"{out_dir}: is a run folder (its epochs.csv belongs to the run); write elsewhere"
         )
-    html = render_html(report)
+    charts = render_charts(report)
+    html = render_html(report, charts)
+    figures = {f"{c.key}.svg": c.svg.encode("utf-8") for c in charts}
+    figures |= {f"{c.key}.pdf": c.pdf() for c in charts}
     tables = {name: getattr(report, attr) for name, attr in CSV_FILES.items()}
     tables |= {n: t for n, a in WHEN_PRESENT.items() if not (t := getattr(report, a)).empty}
     written = [atomic_write_csv(out_dir / name, table) for name, table in tables.items()]
     written.append(atomic_write_text(out_dir / "report.html", html))
+    for name, content in sorted(figures.items()):
+        written.append(atomic_write(out_dir / FIGURES / name, lambda fh, c=content: fh.write(c)))
+    for key in {k for k, *_ in CHARTS} - {c.key for c in charts}:  # a chart no longer drawn
+        for suffix in (".svg", ".pdf"):
+            (out_dir / FIGURES / f"{key}{suffix}").unlink(missing_ok=True)
     return written
 
 
-def write_sweep_report(sweep_dir: Path | str) -> Report | None:
-    """Build the report of a sweep folder and write it there (``sweep_dir/report.html`` and
-    the CSV files); returns the ``Report``, or None when the folder holds no run yet."""
+def sweep_report(sweep_dir: Path | str) -> Report | None:
+    """Build the report of a sweep folder, write it there and return it; None when the
+    folder holds no run yet."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir() or not any(is_run_dir(p) for p in sweep_dir.iterdir()):
         return None
     report = build_report([sweep_dir])
     write_report(report, sweep_dir)
     return report
+
+
+def write_sweep_report(sweep_dir: Path | str) -> Path | None:
+    """Build the report of a sweep folder and write it there; returns report.html's path,
+    or None when the folder holds no run yet."""
+    return None if sweep_report(sweep_dir) is None else Path(sweep_dir) / "report.html"

@@ -55,6 +55,7 @@ from .schema import (
     WEIGHTS,
     RunMeta,
     Status,
+    epoch_number,
     setup_label,
 )
 
@@ -104,6 +105,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "epoch_number",
     "is_run_dir",
     "live_holder",
     "load_run",

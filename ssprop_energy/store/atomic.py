@@ -1,6 +1,8 @@
 """The one atomic writer: every file of the store (and every file the tool writes) goes to a
 temporary file in the target folder and is renamed into place, so a crash never leaves a
-half-written file. Errors are one-line UserErrors naming the file."""
+half-written file. Files get the mode a plain ``open`` gives (0666 less the process's umask),
+not ``mkstemp``'s 0600, so a shared results folder stays readable. Errors are one-line
+UserErrors naming the file."""
 
 from __future__ import annotations
 
@@ -17,6 +19,25 @@ import pandas as pd
 from ..errors import UserError
 
 
+def _umask() -> int:
+    """The process's umask: read from /proc where Linux shows it, since ``os.umask`` can
+    only read it by setting it, which would briefly change it for every thread."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _file_mode() -> int:
+    """0666 less the umask: the mode ``open`` gives a new file."""
+    return 0o666 & ~_umask()
+
+
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write`` on a temporary binary file beside ``path``, then rename it into place.
 
@@ -30,6 +51,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path
         raise UserError(f"{path.parent}: cannot write results here ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _file_mode())
             write(fh)
         os.replace(tmp, path)
     except OSError as exc:

@@ -4,9 +4,12 @@ and the typed meta.json record (see docs/store.md for every file and column)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import pandas as pd
 from pydantic import TypeAdapter
+
+EpochIndex = TypeVar("EpochIndex", int, "pd.Series")
 
 CONFIG = "config.yaml"
 META = "meta.json"
@@ -69,6 +72,13 @@ PHASES = ("data", "forward", "backward", "optimizer", "eval")
 """The metered phases of a training step (the first four) and of validation."""
 FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
 """The epoch column holding the analytic FLOPs of a phase (data and optimizer have none)."""
+
+
+def epoch_number(index: EpochIndex) -> EpochIndex:
+    """The epoch as people count it, from 1, for the store's 0-based epoch index: the
+    terminal, the report's epochs.csv and the charts all show this number."""
+    return index + 1
+
 
 NO_SETUP = "-"
 """The setup label of a run outside a sweep."""

@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
-from ssprop_energy.cli.flops_cmd import human
+from ssprop_energy.cli.flops_cmd import human, parse_shape
 from ssprop_energy.flops import count_flops
 from ssprop_energy.models import build_model
 
@@ -55,6 +55,8 @@ def test_bad_input_is_one_line() -> None:
     for args, message in [
         (["--model", "cnn", "--input-shape", "8x3x16x16"], "does not fit the model"),
         (["--model", "cnn", "--input-shape", "8xAx16"], "--input-shape"),
+        (["--model", "cnn", "--input-shape", "8,,16"], "--input-shape"),
+        (["--model", "cnn", "--input-shape", "8,0,16,16"], "--input-shape"),
         (["--model", "nope", "--input-shape", "1x1x8x8"], "unknown model"),
         (["--model", "cnn", "--input-shape", "1x1x8x8", "--keep", "1.5"], "keep"),
         ([], "--model"),
@@ -76,3 +78,11 @@ def test_table_counts_are_compact_and_totals_exact() -> None:
     assert result.exit_code == 0, result.output
     report = count_flops(build_model("cnn"), (2, 1, 8, 8))
     assert f"= {report.total:,} FLOPs" in result.output
+
+
+def test_input_shape_takes_x_or_commas() -> None:
+    for text in ("8x3x32x32", "8,3,32,32", "8X3X32X32", "8, 3, 32, 32"):
+        assert parse_shape(text) == (8, 3, 32, 32), text
+    result = runner.invoke(app, ["flops", "--model", "cnn", "--input-shape", "2,1,8,8"])
+    assert result.exit_code == 0, result.output
+    assert f"= {count_flops(build_model('cnn'), (2, 1, 8, 8)).total:,} FLOPs" in result.output

@@ -393,7 +393,7 @@ def test_a_report_that_cannot_be_written_fails_the_command(tmp_path, monkeypatch
     def disk_full(sweep_dir):
         raise UserError(f"{sweep_dir}/report.html: cannot write (No space left on device)")
 
-    monkeypatch.setattr(profile_cmd, "write_sweep_report", disk_full)
+    monkeypatch.setattr(profile_cmd, "sweep_report", disk_full)
     result = _profile(str(config), "--quiet")
     assert result.exit_code == 2
     assert "error: report not written: " in result.output

@@ -70,10 +70,19 @@ def test_the_report_opens_offline_without_errors(tmp_path: Path) -> None:
     assert errors == []
     assert requests and all(url == page_url or url.startswith("data:") for url in requests)
     assert tables >= 6  # environment, sources, methods, summary, setups, phases
-    assert charts == 7 and width > 100
+    assert charts == 8 and width > 100
     assert set(chart_ids) == {
         f"chart-{k}"
-        for k in ("training", "energy", "power", "phases", "savings", "target", "heatmap")
+        for k in (
+            "training",
+            "energy",
+            "tradeoff",
+            "power",
+            "phases",
+            "savings",
+            "target",
+            "heatmap",
+        )
     }
     assert "backward FLOPs" in headline
     assert ARTIFACT.stat().st_size > 10_000

@@ -122,9 +122,9 @@ def test_the_page_loads_nothing(tmp_path: Path) -> None:
 def test_the_page_has_the_headline_tables_and_charts(tmp_path: Path) -> None:
     page, _ = _page(tmp_path)
     assert "ssprop keep=0.2 vs dense: saves 80% backward FLOPs, 20% time" in page
-    for chart in ("training", "energy", "power", "phases", "savings"):
+    for chart in ("training", "energy", "tradeoff", "power", "phases", "savings"):
         assert f'id="chart-{chart}"' in page
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 6
     for caption in ("methods.csv", "summary.csv", "setups.csv", "phases.csv"):
         assert f"<caption>{caption}" in page
     assert "Fake GPU" in page and "550.1" in page and "2.13.0" in page

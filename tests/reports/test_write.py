@@ -14,7 +14,11 @@ FILES = ("summary.csv", "methods.csv", "epochs.csv", "phases.csv", "setups.csv",
 
 def test_write_report_writes_every_file(store: Path) -> None:
     written = write_report(build_report([store]), store)
-    assert [p.name for p in written] == list(FILES)
+    assert [p.name for p in written[: len(FILES)]] == list(FILES)
+    charts = ("energy", "phases", "power", "savings", "tradeoff", "training")
+    assert [p.relative_to(store).as_posix() for p in written[len(FILES) :]] == [
+        f"figures/{chart}.{kind}" for chart in charts for kind in ("pdf", "svg")
+    ]
     epochs = pd.read_csv(store / "epochs.csv")
     assert len(epochs) == 3 + 3 + 3 + 3 + 1
     assert {"run", "method_label", "energy_j_cum", "provenance_gpu0"} <= set(epochs.columns)

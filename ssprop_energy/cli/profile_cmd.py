@@ -77,19 +77,19 @@ def profile(
 def _print_outcomes(
     console: Console, name: str, result: SweepResult, specs: dict[str, RunSpec]
 ) -> None:
-    """The runs this call trained: id, method, seed, setup, how each ended, its figures
-    (runs outside the planned matrix show ``-``)."""
+    """The runs this call trained: id, method, seed, setup, how each ended, its figures.
+    ``specs``: the planned runs by id (every outcome is one of them)."""
     view = Table(title=f"{name}: runs of this call")
     columns = ("run", "method", "seed", "setup", "status", "epochs", "val accuracy")
     for column in (*columns, "energy (J)", "time (s)"):
         view.add_column(column)
     for o in result.outcomes:
-        spec = specs.get(o.run_id)
+        spec = specs[o.run_id]
         view.add_row(
             o.run_id,
-            "-" if spec is None else spec.label,
-            "-" if spec is None else str(spec.seed),
-            "-" if spec is None else setup_label(spec.setup),
+            spec.label,
+            str(spec.seed),
+            setup_label(spec.setup),
             o.status,
             str(o.epochs_done),
             _cell(o.accuracy),

@@ -11,7 +11,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 from harness_configs import write_config
 from typer.testing import CliRunner
@@ -133,12 +132,17 @@ def test_a_sweep_beside_a_cpu_burner_is_flagged_and_within_noise(tmp_path: Path)
 def test_a_quiet_machine_has_no_flags_and_the_headline_gives_the_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # psutil faked quiet: the machine is busy exactly as long as this process tree. One
-    # epoch per run (no identical epochs to compare) and no idle measurement (no drift).
-    me = psutil.Process()
-    monkeypatch.setattr(
-        contention, "machine_cpu_s", lambda: (contention.tree_cpu_s(me), time.monotonic() * 2)
-    )
+    # psutil faked quiet: each read advances a clock by 1 CPU-second of this process out of
+    # 4 of the machine, and the machine is busy exactly as long as this process. One epoch
+    # per run (no identical epochs to compare) and no idle measurement (no drift).
+    clock = {"s": 0.0}
+
+    def machine() -> tuple[float, float]:
+        clock["s"] += 1.0
+        return clock["s"], 4.0 * clock["s"]
+
+    monkeypatch.setattr(contention, "machine_cpu_s", machine)
+    monkeypatch.setattr(contention, "tree_cpu_s", lambda process: clock["s"])
     config = write_config(
         tmp_path,
         seeds=[0, 1],
@@ -155,4 +159,4 @@ def test_a_quiet_machine_has_no_flags_and_the_headline_gives_the_interval(
     assert lines[lines.index(headline) + 1].startswith("flags: none")
     assert not any(line.startswith("flag: ") for line in lines)
     summary = pd.read_csv(tmp_path / "runs" / "tiny" / "summary.csv")
-    assert summary["cpu_load_other"].lt(0.01).all() and summary["noise_flags"].isna().all()
+    assert summary["cpu_load_other"].eq(0.0).all() and summary["noise_flags"].isna().all()

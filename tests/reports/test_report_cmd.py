@@ -15,8 +15,7 @@ def test_report_writes_into_the_sweep_folder(store: Path) -> None:
     result = runner.invoke(app, ["report", str(store), "--target-accuracy", "0.6"])
     assert result.exit_code == 0, result.output
     assert (store / "report.html").is_file() and (store / "summary.csv").is_file()
-    assert f"wrote 12 chart files (SVG and PDF) in {store / 'figures'}
-" in result.output
+    assert f"wrote 12 chart files (SVG and PDF) in {store / 'figures'}\n" in result.output
     assert "ssprop keep=0.2 vs dense: saves 80% backward FLOPs" in result.output
     assert "note: excluded from means: ssprop keep=0.2 seed=2" in result.output
 

@@ -34,8 +34,8 @@ test-min: $(VENV_MIN)/.installed
 	$(VENV_MIN)/bin/python -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts
-	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts
+	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts examples
+	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts examples
 	$(VENV)/bin/lint-imports --no-cache
 
 docs: venv

@@ -14,6 +14,7 @@ from .flops import (
 from .harness.config import ProfileConfig, load_config
 from .harness.inference import measure_inference
 from .harness.runner import dry_run_table, run_sweep
+from .integrations import RunRecorder
 from .methods import Method, MethodConfig, register_method
 from .models import build_model
 from .profilers import (
@@ -52,6 +53,7 @@ __all__ = [
     "Provenance",
     "Report",
     "RunRecord",
+    "RunRecorder",
     "SSPropConv1d",
     "SSPropConv2d",
     "SSPropConv3d",

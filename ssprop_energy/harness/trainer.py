@@ -8,7 +8,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..errors import UserError
-from ..profilers import EnergyMeter, energy_meta, environment_meta
+from ..profilers import EnergyMeter
 from ..store import (
     CHECKPOINT,
     WEIGHTS,
@@ -33,6 +32,7 @@ from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .epoch import EpochAccumulator
 from .inference import measure_inference
+from .recording import build_meter, now, one_line, record_end, start_metering, write_power
 from .runs import RunSpec
 
 
@@ -162,10 +162,6 @@ def warm_up(ctx: RunContext, spec: RunSpec) -> None:
         torch.cuda.synchronize()
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd.DataFrame]:
     """The first epoch to train and the stored rows before it (rows past the checkpoint, or
     rows without one, are dropped: their epochs are trained again)."""
@@ -176,18 +172,6 @@ def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd
     epochs = epochs[epochs["epoch"] < start] if start else epochs.iloc[0:0]
     store.write_epochs(epochs)
     return start, epochs
-
-
-def _meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
-    e = spec.energy
-    return EnergyMeter(
-        gpus=e.gpus if ctx.device.type == "cuda" else None,
-        cpu=e.cpu,
-        codecarbon=e.codecarbon,
-        country=e.country,
-        region=e.region,
-        interval_s=e.interval_s,
-    )
 
 
 def _spec_meta(spec: RunSpec) -> RunMeta:
@@ -234,11 +218,6 @@ def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: i
         meta.target_status = "not_reached"
     meta.stopped_at_target = reached and spec.stop_at_target
     return meta.stopped_at_target
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
@@ -305,13 +284,11 @@ def run_training(
         meta.epochs_done = len(epochs)
         if _replay_epochs(meta, spec, epochs):
             start_epoch = spec.train.epochs
-        meter = _meter(spec, ctx)
+        meter = build_meter(spec.energy, ctx.device)
         warm_up(ctx, spec)
         t0 = time.perf_counter()
         with meter:
-            meter.measure_idle(spec.energy.idle_s)
-            meta.energy = energy_meta(meter)
-            meta.environment = environment_meta(meter)
+            start_metering(meter, spec.energy, meta)
             store.write_meta(meta)
             for epoch in range(start_epoch, spec.train.epochs):
                 row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, on_step)}
@@ -319,7 +296,7 @@ def run_training(
                 save_checkpoint(checkpoint, ctx, epoch + 1)
                 stop = _end_epoch(meta, spec, row, len(epochs))
                 store.write_meta(meta)
-                store.write_power(meter.trace())
+                write_power(store, meter)
                 if on_epoch is not None:
                     on_epoch(row)
                 if stop:
@@ -341,13 +318,13 @@ def run_training(
         record = False
         raise
     except Exception as exc:
-        status, error = "failed", _one_line(exc)
+        status, error = "failed", one_line(exc)
         if isinstance(exc, UserError):
             raise
     finally:
         try:
             if record:
-                _record_end(store, meta, status, error, len(epochs), meter)
+                record_end(store, meta, status, error, len(epochs), meter)
         finally:
             remove_temp_files(run_dir)
     if status == "finished":
@@ -362,22 +339,6 @@ def run_training(
         time.perf_counter() - t0,
         error,
     )
-
-
-def _record_end(
-    store: RunStore,
-    meta: RunMeta,
-    status: Status,
-    error: str | None,
-    epochs_done: int,
-    meter: EnergyMeter | None,
-) -> None:
-    """meta.json says how the run ended (written first: it matters most), then power.csv."""
-    meta.status, meta.error, meta.finished_at = status, error, now()
-    meta.epochs_done = epochs_done
-    store.write_meta(meta)
-    if meter is not None:
-        store.write_power(meter.trace())
 
 
 def _run_energy(epochs: pd.DataFrame) -> float | None:

@@ -57,7 +57,8 @@ class RunMeta:
     """A run's meta.json (docs/store.md), typed. ``energy`` and ``environment`` are the
     profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
     ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
-    its model was built."""
+    its model was built. ``notes``: what went wrong while metering a run that went on (a
+    recorded run's metering faults), one line each."""
 
     run_id: str
     sweep: str
@@ -83,6 +84,7 @@ class RunMeta:
     environment: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     finished_at: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pandas as pd
 import pytest
 import torch
@@ -15,10 +16,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
+from ssprop_energy.integrations.lightning import EnergyCallback
 from ssprop_energy.store import load_run, load_sweep
-
-pl = pytest.importorskip("lightning.pytorch")
-from ssprop_energy.integrations.lightning import EnergyCallback  # noqa: E402
 
 
 class Classifier(pl.LightningModule):

@@ -12,15 +12,14 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
 from integration_loops import ENERGY, FLOP_COLUMNS, context, example
 from torch import nn
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
+from ssprop_energy.integrations.transformers import EnergyCallback, column_of
 from ssprop_energy.store import load_run, load_sweep
-
-transformers = pytest.importorskip("transformers")
-from ssprop_energy.integrations.transformers import EnergyCallback, column_of  # noqa: E402
 
 
 class Classifier(nn.Module):

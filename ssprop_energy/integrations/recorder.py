@@ -25,14 +25,10 @@ figure (``unavailable``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,7 +43,6 @@ from ..harness.config import EnergyConfig, check_sweep_name, validation_message
 from ..harness.epoch import EpochAccumulator
 from ..harness.recording import (
     build_meter,
-    now,
     one_line,
     record_end,
     start_metering,
@@ -55,8 +50,9 @@ from ..harness.recording import (
 )
 from ..profilers import EnergyMeter, Measurement
 from ..provenance import UNAVAILABLE
-from ..sparse import DropScheduler, sparse_layers
-from ..store import PHASES, RunLock, RunMeta, RunStore, Status, read_meta, remove_temp_files
+from ..sparse import DropScheduler
+from ..store import PHASES, RunLock, RunStore, Status, remove_temp_files
+from .identity import RecordedRun, keep_in_force, recorded_meta
 
 MAX_NOTES = 20
 """Distinct metering faults kept in meta.json's ``notes``; later ones are counted."""
@@ -86,15 +82,6 @@ def _example_tensors(example_input: torch.Tensor | Sequence[torch.Tensor]) -> li
             f"positional inputs, batch first), got {type(example_input).__name__}"
         )
     return list(tensors)
-
-
-def _keep_in_force(model: nn.Module) -> tuple[float, bool]:
-    """The keep of the model's ssProp layers (1.0 without any), and whether they agree (else
-    their mean)."""
-    keeps = [float(m.keep) for _, m in sparse_layers(model)]  # type: ignore[arg-type]
-    if not keeps:
-        return 1.0, True
-    return sum(keeps) / len(keeps), len(set(keeps)) == 1
 
 
 class RunRecorder:
@@ -157,46 +144,18 @@ class RunRecorder:
             forward, backward_dense = self._step_flops(1.0, self._batch)
         except UserError as exc:
             raise UserError(f"example_input: {exc}") from None
-        keep, _ = _keep_in_force(model)
-        sparse = bool(sparse_layers(model))
-        method_params = asdict(scheduler) if scheduler is not None else {}
-        if sparse and scheduler is None:
-            method_params = {"keep": keep}
-        planned = epochs or (scheduler.epochs if scheduler is not None else None)
-        run_config: dict[str, Any] = {
-            "recorded_by": recorded_by,
-            "model": {"name": type(model).__name__, "params": _params(model)},
-            "data": {"batch_size": self._batch, "input_shape": list(self._example[0].shape[1:])},
-            "method": {"name": method, "label": method_label, **method_params},
-            "seed": seed,
-            "energy": self.energy.model_dump(mode="json"),
-            "train": {"epochs": planned},
-        }
-        setup = dict(setup or {})
-        if compare_with is not None:
-            setup = self._take_identity(Path(compare_with), run_config, forward, backward_dense)
-        started = datetime.now(UTC)
-        text = json.dumps([run_config, setup, started.isoformat()], sort_keys=True, default=str)
-        name = method or ("ssprop" if sparse or scheduler is not None else "dense")
-        run_config["method"]["name"] = name
-        self.meta = RunMeta(
-            run_id=hashlib.sha256(text.encode()).hexdigest()[:12],
-            sweep=sweep,
-            method=name,
-            method_label=method_label,
-            method_params=method_params,
-            task="recorded",
-            primary_metric=primary_metric,
-            higher_is_better=higher_is_better,
-            seed=seed,
-            setup=setup,
-            run_config=run_config,
-            epochs_planned=planned or 1,
-            mean_keep_planned=_planned_keep(scheduler, keep),
-            flops_per_step={"forward": forward, "backward_dense": backward_dense},
-            started_at=now(),
+        self.meta = recorded_meta(
+            RecordedRun(sweep, method_label, seed, method, dict(setup or {}), recorded_by),
+            model,
+            self._example,
+            scheduler,
+            self.energy,
+            epochs,
+            (forward, backward_dense),
+            (primary_metric, higher_is_better),
+            None if compare_with is None else Path(compare_with),
         )
-        self._planned = planned
+        self._planned = self.meta.run_config["train"]["epochs"]
         self.run_dir = Path(out_dir) / sweep / self.meta.run_id
         self._store = RunStore(self.run_dir)
         self._meter = meter
@@ -211,25 +170,6 @@ class RunRecorder:
         self._acc = EpochAccumulator(0)
         self._epoch_t0 = 0.0
         self._diverged: str | None = None
-
-    # -- identity ----------------------------------------------------------------------
-
-    def _take_identity(
-        self, run_dir: Path, run_config: dict[str, Any], forward: int, backward: int
-    ) -> dict[str, Any]:
-        """The setup of the stored run ``run_dir``; its model and data entries go into
-        ``run_config``. A run of another model or batch (other FLOPs per step) is refused."""
-        stored = read_meta(run_dir)
-        theirs = stored.get("flops_per_step") or {}
-        ours = {"forward": forward, "backward_dense": backward}
-        if theirs != ours:
-            raise UserError(
-                f"compare_with: {run_dir}: its FLOPs per step {theirs} differ from this "
-                f"model's {ours} at batch {self._batch}: not the same model and batch"
-            )
-        config = stored.get("run_config") or {}
-        run_config["model"], run_config["data"] = config.get("model"), config.get("data")
-        return dict(stored.get("setup") or {})
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -265,17 +205,13 @@ class RunRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        status: Status = "finished"
-        error = None
-        if exc is None:
-            if self._acc.keeps:
-                self.end_epoch()
-            if self._diverged is not None:
-                status, error = "diverged", self._diverged
-        elif isinstance(exc, KeyboardInterrupt):
-            status = "interrupted"
-        else:
-            status, error = "failed", one_line(exc)
+        failure: Exception | None = None
+        if exc is None and self._acc.keeps:
+            try:
+                self.end_epoch()  # the steps after the last end_epoch
+            except Exception as raised:
+                failure = raised
+        status, error = self._ending(exc or failure)
         try:
             if self._meter is not None:
                 with self._guard("energy meter"):
@@ -285,12 +221,22 @@ class RunRecorder:
             if self._planned is None:
                 self.meta.epochs_planned = max(1, self._epoch)
             self._store_notes()
-            end = record_end if exc is None else self._record_end_quietly
+            end = record_end if exc is None and failure is None else self._record_end_quietly
             end(self._store, self.meta, status, error, self._epoch, self._meter)
         finally:
             remove_temp_files(self.run_dir)
             if self._lock is not None:
                 self._lock.release()
+        if failure is not None:
+            raise failure
+
+    def _ending(self, exc: BaseException | None) -> tuple[Status, str | None]:
+        """The run's status and error, from the exception that ended it (None: none)."""
+        if exc is None:
+            return ("finished", None) if self._diverged is None else ("diverged", self._diverged)
+        if isinstance(exc, KeyboardInterrupt):
+            return "interrupted", None
+        return "failed", one_line(exc)
 
     def _record_end_quietly(self, *args: Any) -> None:
         """``record_end`` while the loop's own exception propagates: a failed write is noted
@@ -385,7 +331,7 @@ class RunRecorder:
             if self.scheduler is not None:
                 with self._guard("scheduler"):
                     self.scheduler.apply(self.model, self._epoch, self._step)
-            keep, agree = _keep_in_force(self.model)
+            keep, agree = keep_in_force(self.model)
             if not agree:
                 self._note("the ssProp layers hold different keeps: FLOPs counted at their mean")
             self._step_keep = keep
@@ -402,6 +348,10 @@ class RunRecorder:
         ``train_<name>``), and its analytic FLOPs."""
         keep = self.start_step()
         n = self._batch if samples is None else int(samples)
+        if n < 1:
+            self._note(f"end_step: samples must be >= 1, got {n}: the step is not counted")
+            self._step_keep = None
+            return
         value = math.nan if loss is None else float(torch.as_tensor(loss).detach())
         if loss is not None and not math.isfinite(value) and self._diverged is None:
             self._diverged = f"loss became {value} at epoch {self._epoch}, step {self._step}"
@@ -427,7 +377,10 @@ class RunRecorder:
             self._note(f"epoch {self._epoch} ended without a step: not stored")
         else:
             evaluation = self._evaluation(metrics)
-            flops_eval = self._step_flops(1.0, eval_samples)[0] if eval_samples else 0
+            flops_eval = 0
+            if eval_samples:
+                with self._guard("FLOP count"):
+                    flops_eval = self._step_flops(1.0, eval_samples)[0]
             emissions = self._meter.emissions_kg if self._meter else _no_emissions
             row = self._acc.row(
                 evaluation,
@@ -496,20 +449,6 @@ def samples_in(batch: Any) -> int | None:
             size = samples_in(value)
             if size is not None:
                 return size
-    return None
-
-
-def _params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _planned_keep(scheduler: DropScheduler | None, keep: float) -> float | None:
-    """The scheduler's mean keep over the run where it needs no step count; without a
-    scheduler, the keep in force at the start."""
-    if scheduler is None:
-        return keep
-    if scheduler.by == "epoch" or scheduler.mode == "constant":
-        return scheduler.mean_keep()
     return None
 
 

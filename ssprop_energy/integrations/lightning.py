@@ -66,7 +66,6 @@ class EnergyCallback(pl.Callback):  # type: ignore[misc,name-defined]
         self._options = recorder
         self.recorder: RunRecorder | None = None
         self.run_dir: Path | None = None
-        self._current: str | None = None
         self._eval_samples = 0
         self._evaluation: dict[str, Any] = {}
 
@@ -96,7 +95,7 @@ class EnergyCallback(pl.Callback):  # type: ignore[misc,name-defined]
         recorder, self.recorder = self.recorder, None
         if recorder is None:
             return
-        self._switch_on(recorder, None)
+        recorder.switch_phase(None)
         if exception is None:
             recorder.__exit__(None, None, None)
         else:
@@ -104,16 +103,12 @@ class EnergyCallback(pl.Callback):  # type: ignore[misc,name-defined]
 
     # -- phases ----------------------------------------------------------------------------
 
-    def _switch_on(self, recorder: RunRecorder, phase: str | None) -> None:
-        if self._current is not None:
-            recorder.end_phase(self._current)
-        self._current = phase
-        if phase is not None:
-            recorder.begin_phase(phase)
+    def _phase(self) -> str | None:
+        return None if self.recorder is None else self.recorder.switched_phase
 
     def _switch(self, phase: str | None) -> None:
         if self.recorder is not None:
-            self._switch_on(self.recorder, phase)
+            self.recorder.switch_phase(phase)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._switch("data")
@@ -155,7 +150,7 @@ class EnergyCallback(pl.Callback):  # type: ignore[misc,name-defined]
             self._eval_samples += samples_in(batch) or 0
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking or self._current != "eval":
+        if trainer.sanity_checking or self._phase() != "eval":
             return
         self._switch(None)
         self._evaluation = self._validation_metrics(trainer.callback_metrics)

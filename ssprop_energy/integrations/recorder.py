@@ -162,6 +162,7 @@ class RunRecorder:
         self._lock: RunLock | None = None
         self._sources: list[str] = []
         self._open: dict[str, float] = {}
+        self._switched: str | None = None
         self._unmetered: set[str] = set()
         self._faults: dict[str, int] = {}
         self._epoch = 0
@@ -325,6 +326,20 @@ class RunRecorder:
             )
         self._acc.add_window(name, measured)
 
+    def switch_phase(self, name: str | None) -> None:
+        """Close the phase the last switch opened, then open ``name`` (None: none), for
+        hooks that mark where one phase ends and the next begins."""
+        if self._switched is not None:
+            self.end_phase(self._switched)
+        self._switched = name
+        if name is not None:
+            self.begin_phase(name)
+
+    @property
+    def switched_phase(self) -> str | None:
+        """The phase the last ``switch_phase`` opened, while it is open."""
+        return self._switched
+
     def start_step(self) -> float:
         """Open the step (once): apply the scheduler; return the keep in force."""
         if self._step_keep is None:
@@ -372,6 +387,7 @@ class RunRecorder:
         for name in list(self._open):
             self._note(f"phase {name!r} still open at the end of epoch {self._epoch}: closed")
             self.end_phase(name)
+        self._switched = None
         row = None
         if not self._acc.keeps:
             self._note(f"epoch {self._epoch} ended without a step: not stored")

@@ -77,7 +77,6 @@ class EnergyCallback(transformers.TrainerCallback):  # type: ignore[misc,name-de
         self._options = recorder
         self.recorder: RunRecorder | None = None
         self.run_dir: Path | None = None
-        self._current: str | None = None
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._samples = 0
         self._losses: list[torch.Tensor] = []
@@ -113,23 +112,19 @@ class EnergyCallback(transformers.TrainerCallback):  # type: ignore[misc,name-de
         self._hooks = []
         if recorder is None:
             return
-        self._switch_on(recorder, None)
+        recorder.switch_phase(None)
         if self._epoch_pending:
             self._end_epoch(recorder)
         recorder.__exit__(None, None, None)
 
     # -- phases ----------------------------------------------------------------------------
 
-    def _switch_on(self, recorder: RunRecorder, phase: str | None) -> None:
-        if self._current is not None:
-            recorder.end_phase(self._current)
-        self._current = phase
-        if phase is not None:
-            recorder.begin_phase(phase)
+    def _phase(self) -> str | None:
+        return None if self.recorder is None else self.recorder.switched_phase
 
     def _switch(self, phase: str | None) -> None:
         if self.recorder is not None:
-            self._switch_on(self.recorder, phase)
+            self.recorder.switch_phase(phase)
 
     def _before_forward(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         if self.recorder is None or self.recorder.counting_flops:
@@ -138,7 +133,7 @@ class EnergyCallback(transformers.TrainerCallback):  # type: ignore[misc,name-de
             self._samples += samples_in([*args, *kwargs.values()]) or 0
             self._switch("forward")
         else:
-            if self._current != "eval":
+            if self._phase() != "eval":
                 self._switch("eval")
             self._eval_samples += samples_in([*args, *kwargs.values()]) or 0
 
@@ -177,7 +172,7 @@ class EnergyCallback(transformers.TrainerCallback):  # type: ignore[misc,name-de
     ) -> None:
         if self.recorder is None:
             return
-        if self._current == "eval":
+        if self._phase() == "eval":
             self._switch("data")
         self._evaluation = self._validation_metrics(metrics or {})
         if self._epoch_pending:

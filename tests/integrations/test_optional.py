@@ -53,6 +53,8 @@ def test_the_package_does_not_import_the_libraries() -> None:
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # a subprocess training two runs and writing a report (the loop itself is
+# tested in test_recorder.py)
 def test_the_plain_loop_example_runs(tmp_path: Path) -> None:
     args = [
         sys.executable,

@@ -33,8 +33,8 @@ test-min: $(VENV_MIN)/.installed
 	$(VENV_MIN)/bin/python -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts scripts
-	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts scripts
+	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts scripts examples
+	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts scripts examples
 	$(VENV)/bin/lint-imports --no-cache
 
 # Wheels that install the project offline on a machine with CPython $(PY) (docs/offline.md):

@@ -16,6 +16,7 @@ from .harness.config import ProfileConfig, load_config
 from .harness.estimate import SweepEstimate, estimate_sweep
 from .harness.inference import measure_inference
 from .harness.runner import dry_run_table, run_sweep
+from .integrations import RunRecorder
 from .methods import Method, MethodConfig, register_method
 from .models import build_model
 from .profilers import (
@@ -55,6 +56,7 @@ __all__ = [
     "Provenance",
     "Report",
     "RunRecord",
+    "RunRecorder",
     "SSPropConv1d",
     "SSPropConv2d",
     "SSPropConv3d",

@@ -18,12 +18,16 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import UserError
+from ..flops.counter import InputSpec
 from ..flops.training import count_flops_at
 from ..methods import Method, build_method
 from ..models import MODELS, build_model, load_factory
 from ..store import WEIGHTS
 from ..tasks import Task, build_task
 from .runs import RunSpec
+
+FlopCache = dict[tuple[int, float, int], tuple[int, int]]
+"""(id of the model, keep, batch) -> (forward, backward) FLOPs of one step."""
 
 
 @dataclass
@@ -37,7 +41,7 @@ class RunContext:
     task: Task
     optimizer: torch.optim.Optimizer
     optimizer_for: Callable[[nn.Module], torch.optim.Optimizer]
-    flop_cache: dict[tuple[int, float, int], tuple[int, int]] = field(default_factory=dict)
+    flop_cache: FlopCache = field(default_factory=dict)
 
     def replace_model(self, model: nn.Module) -> None:
         """Train ``model`` from now on (a method changed the model's shape): a fresh
@@ -160,11 +164,25 @@ def _freeze(model: nn.Module, patterns: list[str], field: str) -> None:
         raise UserError(f"{field}: {missing[0]!r} matches no module of the model")
 
 
+def count_step_flops(
+    cache: FlopCache,
+    model: nn.Module,
+    inputs: Callable[[int], InputSpec],
+    keep: float,
+    batch: int,
+) -> tuple[int, int]:
+    """Analytic (forward, backward) FLOPs of one training step of ``model`` on
+    ``inputs(batch)``, its ssProp layers at ``keep`` (plain layers dense), counted once per
+    model, keep and batch."""
+    key = (id(model), keep, batch)
+    if key not in cache:
+        report = count_flops_at(model, inputs(batch), keep)
+        cache[key] = (report.forward, report.backward)
+    return cache[key]
+
+
 def step_flops(ctx: RunContext, keep: float, batch: int) -> tuple[int, int]:
     """Analytic (forward, backward) FLOPs of one step of ``batch`` samples at ``keep``, for
     the model as it is now (a method's ``finalize`` may replace it)."""
-    key = (id(ctx.model), keep, batch)
-    if key not in ctx.flop_cache:
-        report = count_flops_at(ctx.model, (batch, *ctx.data.input_shape), keep)
-        ctx.flop_cache[key] = (report.forward, report.backward)
-    return ctx.flop_cache[key]
+    shape = ctx.data.input_shape
+    return count_step_flops(ctx.flop_cache, ctx.model, lambda n: (n, *shape), keep, batch)

@@ -109,6 +109,16 @@ class InferenceConfig(_Section):
 SWEEP_ALIASES = {"batch_size": "data.batch_size"}
 
 
+def check_sweep_name(value: str) -> str:
+    """A sweep's folder under the output folder: never ``.``, ``..`` or a hidden folder."""
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", value):
+        raise ValueError(
+            "must be a folder name of letters, digits, '.', '_' and '-' that does not "
+            "start with '.'"
+        )
+    return value
+
+
 class ProfileConfig(_Section):
     """The whole ``model.yaml``."""
 
@@ -130,13 +140,7 @@ class ProfileConfig(_Section):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, value: str) -> str:
-        """The sweep's folder under ``output``: never ``.``, ``..`` or a hidden folder."""
-        if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", value):
-            raise ValueError(
-                "must be a folder name of letters, digits, '.', '_' and '-' that does not "
-                "start with '.'"
-            )
-        return value
+        return check_sweep_name(value)
 
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:

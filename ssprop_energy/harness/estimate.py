@@ -33,9 +33,10 @@ from ..store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
 from .build import RunContext, build_run, load_run_data, step_flops
 from .calibrate import ENERGY, TIME, Prices, calibrate_eval, calibrate_steps, time_epoch_extras
 from .config import ProfileConfig
+from .recording import build_meter
 from .runner import sweep_folder
 from .runs import RunSpec, plan_runs
-from .trainer import eval_flops, run_meter
+from .trainer import eval_flops
 
 DEFAULT_STEPS = 20
 """Measured steps per keep at most (``--steps``)."""
@@ -412,7 +413,7 @@ def estimate_sweep(
         if key not in data:
             data[key] = load_run_data(spec)
         plans.append(plan_run(spec, data[key]))
-    meter = run_meter(plans[0].spec, plans[0].ctx)
+    meter = build_meter(plans[0].spec.energy, plans[0].ctx.device)
     with meter:
         step_prices, eval_prices = _calibrate(meter, plans, steps)
         sources = [s.name for s in meter.sources]

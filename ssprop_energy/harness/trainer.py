@@ -8,7 +8,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import UserError
-from ..profilers import EnergyMeter, energy_meta, environment_meta
+from ..profilers import EnergyMeter
 from ..store import (
     CHECKPOINT,
     POWER_DIR,
@@ -38,6 +37,7 @@ from .contention import CpuContention
 from .epoch import EpochAccumulator
 from .inference import measure_inference
 from .power import TraceRecorder
+from .recording import build_meter, now, one_line, record_end, start_metering
 from .runs import RunSpec
 
 
@@ -197,10 +197,6 @@ def warm_up(ctx: RunContext, spec: RunSpec) -> None:
         torch.cuda.synchronize()
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd.DataFrame]:
     """The first epoch to train and the stored rows before it (rows past the checkpoint, or
     rows without one, are dropped: their epochs are trained again)."""
@@ -211,19 +207,6 @@ def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd
     epochs = epochs[epochs["epoch"] < start] if start else epochs.iloc[0:0]
     store.write_epochs(epochs)
     return start, epochs
-
-
-def run_meter(spec: RunSpec, ctx: RunContext) -> EnergyMeter:
-    """The EnergyMeter of a run, as its ``energy`` section and device ask."""
-    e = spec.energy
-    return EnergyMeter(
-        gpus=e.gpus if ctx.device.type == "cuda" else None,
-        cpu=e.cpu,
-        codecarbon=e.codecarbon,
-        country=e.country,
-        region=e.region,
-        interval_s=e.interval_s,
-    )
 
 
 def _spec_meta(spec: RunSpec) -> RunMeta:
@@ -270,11 +253,6 @@ def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: i
         meta.target_status = "not_reached"
     meta.stopped_at_target = reached and spec.stop_at_target
     return meta.stopped_at_target
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
@@ -344,14 +322,12 @@ def run_training(
         meta.epochs_done = len(epochs)
         if _replay_epochs(meta, spec, epochs):
             start_epoch = spec.train.epochs
-        meter = run_meter(spec, ctx)
+        meter = build_meter(spec.energy, ctx.device)
         recorder = TraceRecorder(meter, store.power_writer(len(epochs)))
         warm_up(ctx, spec)
         t0 = time.perf_counter()
         with meter:
-            meter.measure_idle(spec.energy.idle_s)
-            meta.energy = energy_meta(meter)
-            meta.environment = environment_meta(meter)
+            start_metering(meter, spec.energy, meta)
             store.write_meta(meta)
             contention = CpuContention()
             for epoch in range(start_epoch, spec.train.epochs):
@@ -385,13 +361,13 @@ def run_training(
         record = False
         raise
     except Exception as exc:
-        status, error = "failed", _one_line(exc)
+        status, error = "failed", one_line(exc)
         if isinstance(exc, UserError):
             raise
     finally:
         try:
             if record:
-                _record_end(store, meta, status, error, len(epochs), recorder)
+                record_end(store, meta, status, error, len(epochs), recorder)
         finally:
             remove_temp_files(run_dir)
             remove_temp_files(run_dir / POWER_DIR)
@@ -407,23 +383,6 @@ def run_training(
         time.perf_counter() - t0,
         error,
     )
-
-
-def _record_end(
-    store: RunStore,
-    meta: RunMeta,
-    status: Status,
-    error: str | None,
-    epochs_done: int,
-    recorder: TraceRecorder | None,
-) -> None:
-    """meta.json says how the run ended (written first: it matters most), then the power
-    readings after the last stored epoch."""
-    meta.status, meta.error, meta.finished_at = status, error, now()
-    meta.epochs_done = epochs_done
-    store.write_meta(meta)
-    if recorder is not None:
-        recorder.end_run()
 
 
 def _recording(

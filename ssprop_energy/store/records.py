@@ -163,12 +163,14 @@ class RunRecord:
 
     @property
     def note(self) -> str | None:
-        """Why the stored status is not the whole story (damage, a killed run)."""
+        """Why the stored status is not the whole story (damage, a killed run, metering
+        faults of a run that went on)."""
         if self.damage is not None:
             return self.damage
         if self.stale:
             return f"{self.path / META}: says running, but no live process holds the run"
-        return None
+        notes = self.meta.get("notes") or []
+        return "; ".join(str(n) for n in notes) or None
 
 
 def _schema_problem(exc: ValidationError) -> str:

@@ -95,7 +95,8 @@ class RunMeta:
     profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
     ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
     its model was built. ``estimate``: the run's row of the sweep's estimate.csv when there
-    was one (``ESTIMATE_RECORDED``), else None."""
+    was one (``ESTIMATE_RECORDED``), else None. ``notes``: what went wrong while metering a
+    run that went on (a recorded run's metering faults), one line each."""
 
     run_id: str
     sweep: str
@@ -122,6 +123,7 @@ class RunMeta:
     error: str | None = None
     finished_at: str | None = None
     estimate: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

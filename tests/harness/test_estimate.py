@@ -170,7 +170,7 @@ class FakeMeter:
 @pytest.fixture
 def fake_meter(monkeypatch: pytest.MonkeyPatch) -> FakeMeter:
     meter = FakeMeter()
-    monkeypatch.setattr(estimate, "run_meter", lambda spec, ctx: meter)
+    monkeypatch.setattr(estimate, "build_meter", lambda energy, device: meter)
     monkeypatch.setattr(calibrate, "time", SimpleNamespace(perf_counter=meter.perf_counter))
     return meter
 

@@ -20,11 +20,11 @@ from ssprop_energy.store import load_run
 def fake_gpu_meter(monkeypatch: pytest.MonkeyPatch) -> None:
     """A meter with one fake GPU (its readings are the trace), no CPU source."""
 
-    def meter(spec: object, ctx: object) -> EnergyMeter:
+    def meter(energy: object, device: object) -> EnergyMeter:
         gpus = FakeNvml([FakeGpu("GPU-a", power_w=120.0)])
         return EnergyMeter(gpus="auto", cpu=None, codecarbon=False, interval_s=0.01, pynvml=gpus)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(trainer, "run_meter", meter)
+    monkeypatch.setattr(trainer, "build_meter", meter)
 
 
 def spec_of(tmp_path: Path, epochs: int = 3):  # type: ignore[no-untyped-def]

@@ -3,7 +3,9 @@ tiny sweep beside a CPU burner, flagged in the report and on the terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,19 +78,30 @@ def test_a_quiet_machine_records_no_other_load(monkeypatch) -> None:
 
 
 class Burner:
-    """One spinning process per logical CPU, while the block runs."""
+    """One spinning process per logical CPU while the block runs; started through a parent
+    that exits at once, so they are other processes, not children of this one (whose CPU time
+    counts as the run's own)."""
 
     def __enter__(self) -> Burner:
-        spin = "while True: pass"
+        spawn = (
+            "import subprocess, sys\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'while True: pass'],"
+            " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)\n"
+            "print(p.pid)"
+        )
         cpus = os.cpu_count() or 1
-        self.processes = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(cpus)]
+        self.pids = [
+            int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True,
+                               check=True).stdout)
+            for _ in range(cpus)
+        ]  # fmt: skip
         time.sleep(0.3)  # spinning before the run starts
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.kill()
-            process.wait()
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_sweep_beside_a_cpu_burner_is_flagged_and_within_noise(tmp_path: Path) -> None:

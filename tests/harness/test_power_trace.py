@@ -3,6 +3,7 @@ the end, and a resumed run keeps every finished chunk and stores no reading twic
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,10 @@ def test_a_run_stores_one_chunk_per_epoch_and_the_rest_at_its_end(tmp_path: Path
 
 
 def test_a_long_epoch_is_stored_in_parts(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(power, "PART_S", 0.0)  # a part after every step
+    monkeypatch.setattr(power, "PART_S", 0.0)  # a part after every step that has readings
     run_dir = tmp_path / "run"
-    trainer.run_training(spec_of(tmp_path, epochs=1), run_dir)
+    # each step lasts several sampling intervals, so every part has readings
+    trainer.run_training(spec_of(tmp_path, epochs=1), run_dir, on_step=lambda _: time.sleep(0.05))
     parts = [n for n in chunk_names(run_dir) if n.startswith("epoch-00000-")]
     assert len(parts) >= 4  # 5 steps: a part after each, the rest at the epoch's end
     assert_one_time_line(run_dir)

@@ -239,7 +239,8 @@ def test_run_doctor_on_two_fake_gpus_checks_each(powercap: Path) -> None:
     for gpu in ("gpu0", "gpu1"):
         for what in ("counter period", "idle power", "counter vs samples"):
             assert got[f"{gpu} {what}"] == "pass", results
-    assert got["nvml"] == "pass" and got["sampler overhead"] == "pass"
+    assert got["nvml"] == "pass"
+    assert "sampler overhead" in got  # its pass or fail is a timing: tested on its own
     assert got["rapl"] == "fail"  # the fixture's counters stand still
     assert fake.shutdowns == 1
 

@@ -127,6 +127,7 @@ def test_savings_are_positive_when_the_method_uses_less(store: Path) -> None:
     assert "positive = less" in fig.axes[0].get_ylabel()
 
 
+@pytest.mark.figures
 def test_figure_files_exist_and_open(tmp_path: Path) -> None:
     store = two_method_store(tmp_path / "runs")
     (store / "figures").mkdir()

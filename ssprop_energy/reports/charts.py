@@ -283,70 +283,45 @@ def accuracy_energy(report: Report) -> Figure | None:
     return fig
 
 
-def power_trace(report: Report) -> Figure | None:
-    power = report.power
+def _power_panels(report: Report, power: pd.DataFrame, by_epoch: bool) -> Figure | None:
+    """One panel per source: each run's mean power in its style, with a band from its min
+    to its max, against time (thin lines) or against the epoch (markers)."""
     if power.empty:
         return None
+    x = "epoch" if by_epoch else "time_s"
     styles = run_styles(report.runs)
     sources = list(dict.fromkeys(power["source"]))
     fig, axes = _figure(1, len(sources))
     for ax, source in zip(axes, sources, strict=True):
         for run, rows in power[power["source"] == source].groupby("run", sort=False):
             style = styles[str(run)]
+            shape = {"marker": style.marker, "markersize": 3} if by_epoch else {"linewidth": 0.8}
             ax.plot(
-                rows["time_s"],
+                rows[x],
                 rows["power_w"],
-                linewidth=0.8,
                 linestyle=style.linestyle,
                 color=style.color,
                 label=str(run) if ax is axes[0] else "_nolegend_",
+                **shape,
             )
             ax.fill_between(
-                rows["time_s"],
-                rows["power_w_min"],
-                rows["power_w_max"],
-                color=style.color,
-                alpha=0.2,
+                rows[x], rows["power_w_min"], rows["power_w_max"], color=style.color, alpha=0.2
             )
+        if by_epoch:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(source)
-        ax.set_xlabel("time since run start (s)")
+        ax.set_xlabel("epoch" if by_epoch else "time since run start (s)")
         ax.set_ylabel("power (W)")
     _legend(fig, power["run"].nunique())
     return fig
+
+
+def power_trace(report: Report) -> Figure | None:
+    return _power_panels(report, report.power, by_epoch=False)
 
 
 def power_per_epoch(report: Report) -> Figure | None:
-    power = report.power_epochs
-    if power.empty:
-        return None
-    styles = run_styles(report.runs)
-    sources = list(dict.fromkeys(power["source"]))
-    fig, axes = _figure(1, len(sources))
-    for ax, source in zip(axes, sources, strict=True):
-        for run, rows in power[power["source"] == source].groupby("run", sort=False):
-            style = styles[str(run)]
-            ax.plot(
-                rows["epoch"],
-                rows["power_w"],
-                marker=style.marker,
-                markersize=3,
-                linestyle=style.linestyle,
-                color=style.color,
-                label=str(run) if ax is axes[0] else "_nolegend_",
-            )
-            ax.fill_between(
-                rows["epoch"],
-                rows["power_w_min"],
-                rows["power_w_max"],
-                color=style.color,
-                alpha=0.2,
-            )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(source)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("power (W)")
-    _legend(fig, power["run"].nunique())
-    return fig
+    return _power_panels(report, report.power_epochs, by_epoch=True)
 
 
 def _group_labels(methods: pd.DataFrame) -> list[str]:

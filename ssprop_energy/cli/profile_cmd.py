@@ -13,9 +13,11 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..harness.config import load_config
+from ..harness.distributed import Launch, RankGroup, launch, leave, ranks_from_env, record_failure
 from ..harness.progress import make_reporter
 from ..harness.runner import SweepResult, dry_run_table, run_sweep
 from ..harness.runs import RunSpec, plan_runs
+from ..harness.shard import resolve_shard
 from ..reports import Report, sweep_report
 from ..store import setup_label
 from ._app import app, user_errors
@@ -37,6 +39,29 @@ def profile(
     ] = None,
     max_runs: Annotated[int | None, typer.Option("--max-runs", help="Run at most N runs.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Train only part K of N of the run matrix (K/N; default: the SLURM array "
+            "task's part when SLURM_ARRAY_TASK_COUNT is set, else every run).",
+        ),
+    ] = None,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc-per-node",
+            help="Train each run on N processes (DDP) through PyTorch's launcher (torchrun).",
+        ),
+    ] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="Nodes of the launch.")] = 1,
+    node_rank: Annotated[int, typer.Option("--node-rank", help="This node's rank.")] = 0,
+    master_addr: Annotated[
+        str | None, typer.Option("--master-addr", help="Address of rank 0's node.")
+    ] = None,
+    master_port: Annotated[
+        int | None, typer.Option("--master-port", help="Free port on rank 0's node.")
+    ] = None,
 ) -> None:
     """Train dense and sparse runs, meter and count them, and write the report.
 
@@ -44,19 +69,43 @@ def profile(
     one failed or is damaged, 2 for bad input or a report that could not be written, 128 +
     the signal when Ctrl-C (130), SIGHUP (129) or SIGTERM (143) stopped it."""
     cfg = load_config(config)
+    part = resolve_shard(shard)
     # In a pipe or a log, tables keep their natural width instead of folding at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=WIDE)
     if dry_run:
         _print_matrix(console, cfg.name, dry_run_table(cfg, str(config)))
         return
-    result = run_sweep(
-        cfg,
-        out=out,
-        only=only,
-        max_runs=max_runs,
-        reporter=make_reporter(quiet),
-        source=str(config),
-    )
+    ranks = ranks_from_env()
+    if nproc_per_node is not None and ranks is None:
+        how = Launch(nproc_per_node, nnodes, node_rank, master_addr, master_port)
+        command = ["profile", str(config), *_passed_on(out, only, max_runs, quiet, shard)]
+        failure = launch(how, command)
+        if failure is not None:
+            typer.echo(f"error: {failure}", err=True)
+            raise typer.Exit(1)
+        return
+    group = None if ranks is None else RankGroup.start(ranks, cfg.train.device)
+    try:
+        result = run_sweep(
+            cfg,
+            out=out,
+            only=only,
+            max_runs=max_runs,
+            reporter=make_reporter(quiet or (group is not None and not group.is_main)),
+            source=str(config),
+            shard=part,
+            group=group,
+        )
+    except Exception as exc:
+        if group is None or isinstance(exc, UserError):
+            raise
+        record_failure(exc)
+        typer.echo(f"error: rank {group.ranks.rank}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        leave(group)
+    if group is not None and not group.is_main:
+        raise typer.Exit(result.exit_code)
     if not quiet:
         specs = {s.run_id: s for s in plan_runs(cfg, str(config))}
         _print_outcomes(console, cfg.name, result, specs)
@@ -72,6 +121,18 @@ def profile(
     if result.failed and not result.interrupted:
         typer.echo(f"{len(result.failed)} run(s) failed or damaged: see the report's notes")
     raise typer.Exit(result.exit_code)
+
+
+def _passed_on(
+    out: Path | None, only: list[str] | None, max_runs: int | None, quiet: bool, shard: str | None
+) -> list[str]:
+    """The options every rank's ``profile`` gets from the launching one."""
+    args = [] if out is None else ["--out", str(out)]
+    for prefix in only or []:
+        args += ["--only", prefix]
+    args += [] if max_runs is None else ["--max-runs", str(max_runs)]
+    args += [] if shard is None else ["--shard", shard]
+    return [*args, "--quiet"] if quiet else args
 
 
 def _print_outcomes(

@@ -8,12 +8,14 @@ measures the data movement itself.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 
 from ..errors import UserError
 from .config import DataConfig
@@ -34,15 +36,27 @@ class Dataset:
         """One sample's shape (C, H, W)."""
         return tuple(self.x_train.shape[1:])
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return -(-len(self.x_train) // batch_size)
+    def steps_per_epoch(self, batch_size: int, part: tuple[int, int] = (0, 1)) -> int:
+        """Training steps of one epoch; ``part`` (rank, ranks): one rank's share of the
+        samples, ``ceil(N / ranks)`` (DistributedSampler's padding)."""
+        per_rank = math.ceil(len(self.x_train) / part[1])
+        return math.ceil(per_rank / batch_size)
 
     def train_batches(
-        self, batch_size: int, epoch: int, seed: int
+        self, batch_size: int, epoch: int, seed: int, part: tuple[int, int] = (0, 1)
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled batches; the order depends only on (seed, epoch)."""
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(self.x_train), generator=gen)
+        """Shuffled batches; the order depends only on (seed, epoch). ``part`` (rank, ranks)
+        other than (0, 1): that rank's shard, chosen by ``DistributedSampler`` (shuffled by
+        seed and epoch, padded so every rank takes as many samples)."""
+        if part[1] > 1:
+            sampler = DistributedSampler(
+                range(len(self.x_train)), part[1], part[0], shuffle=True, seed=seed * 100_003
+            )
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.long)
+        else:
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            order = torch.randperm(len(self.x_train), generator=gen)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             yield self.x_train[idx], self.y_train[idx]

@@ -42,11 +42,25 @@ class RunContext:
     optimizer: torch.optim.Optimizer
     optimizer_for: Callable[[nn.Module], torch.optim.Optimizer]
     flop_cache: FlopCache = field(default_factory=dict)
+    part: tuple[int, int] = (0, 1)
+    """(rank, ranks): the share of the training data this process trains on."""
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    """What the training forward pass runs the model in (DistributedDataParallel), if any."""
+    trained: nn.Module | None = None
+    share_buffers: Callable[[nn.Module], None] | None = None
+    """Makes the model's buffers (BatchNorm's running statistics) rank 0's on every rank
+    before evaluation, as DistributedDataParallel does before each forward pass."""
+
+    @property
+    def forward_model(self) -> nn.Module:
+        """The module a training step calls: the model, or its ``wrap``."""
+        return self.model if self.trained is None else self.trained
 
     def replace_model(self, model: nn.Module) -> None:
         """Train ``model`` from now on (a method changed the model's shape): a fresh
         optimizer over its parameters, its FLOPs counted anew."""
         self.model = model.to(self.device)
+        self.trained = None if self.wrap is None else self.wrap(self.model)
         self.optimizer = self.optimizer_for(self.model)
         self.flop_cache.clear()
 

@@ -27,11 +27,14 @@ from ..store import (
     load_run,
     read_estimates,
     setup_label,
+    write_matrix,
 )
 from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
+from .distributed import RankGroup
 from .progress import Reporter, default_reporter
 from .runs import RunSpec, plan_runs
+from .shard import Shard, matrix_table, shard_runs
 from .signals import Terminated, stop_on_signals, stop_signal
 from .trainer import RunOutcome, run_training
 
@@ -127,9 +130,11 @@ def select_runs(runs: list[RunSpec], only: list[str] | None, max_runs: int | Non
     return runs
 
 
-def _prepare_output(cfg: ProfileConfig, sweep_dir: Path) -> None:
+def _prepare_output(cfg: ProfileConfig, sweep_dir: Path, planned: list[RunSpec]) -> None:
+    """The resolved config and the planned matrix (the same in every process of a sweep)."""
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     atomic_write_text(sweep_dir / CONFIG, text)
+    write_matrix(sweep_dir, matrix_table(planned))
 
 
 def sweep_folder(cfg: ProfileConfig, out: Path | None = None) -> Path:
@@ -152,8 +157,14 @@ def run_sweep(
     max_runs: int | None = None,
     reporter: Reporter | None = None,
     source: str = "config",
+    shard: Shard | None = None,
+    group: RankGroup | None = None,
 ) -> SweepResult:
-    """Train every planned run not yet ended; ``only`` reruns the named runs from scratch.
+    """Train every planned run not yet ended; ``only`` reruns the named runs from scratch;
+    ``shard`` keeps only its part of the matrix (``harness.shard``; ``only`` and
+    ``max_runs`` then choose within it). ``group``: this process is one rank of
+    distributed runs (``harness.distributed``): rank 0 claims each run and tells the other
+    ranks whether to train it with it; only rank 0 writes.
 
     Each run is claimed first (``store.RunLock``): a run another live process holds is
     skipped. A damaged run is left untouched unless ``only`` names it. Ctrl-C, SIGTERM and
@@ -165,16 +176,26 @@ def run_sweep(
     """
     reporter = reporter or default_reporter()
     sweep_dir = sweep_folder(cfg, out)
-    runs = select_runs(plan_runs(cfg, source), only, max_runs)
+    planned = plan_runs(cfg, source)
+    runs = select_runs(shard_runs(planned, shard), only, max_runs)
     estimates = read_estimates(sweep_dir)
-    _prepare_output(cfg, sweep_dir)
+    main = group is None or group.is_main
+    if main:
+        _prepare_output(cfg, sweep_dir, planned)
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
             for index, spec in enumerate(runs, 1):
                 estimate = estimates.get(spec.run_id)
                 position = (index, len(runs))
-                _claim_and_run(spec, sweep_dir, position, bool(only), reporter, result, estimate)
+                if not main:
+                    _follow(spec, sweep_dir, estimate, group, result)
+                    continue
+                started = _claim_and_run(
+                    spec, sweep_dir, position, bool(only), reporter, result, estimate, group
+                )
+                if group is not None and not started:
+                    group.agree(False)
         except KeyboardInterrupt as exc:
             result.stopped_by = stop_signal(exc)
             cause = "" if isinstance(exc, Terminated) else " (Ctrl-C)"
@@ -187,6 +208,23 @@ def run_sweep(
     return result
 
 
+def _follow(
+    spec: RunSpec,
+    sweep_dir: Path,
+    estimate: dict[str, Any] | None,
+    group: RankGroup | None,
+    result: SweepResult,
+) -> None:
+    """A rank other than 0: train the run with rank 0 when rank 0 says so."""
+    assert group is not None  # only ranks of a group follow
+    if group.agree(False):
+        result.current = spec.run_id
+        result.outcomes.append(
+            run_training(spec, sweep_dir / spec.run_id, None, None, estimate, group)
+        )
+        result.current = None
+
+
 def _claim_and_run(
     spec: RunSpec,
     sweep_dir: Path,
@@ -195,9 +233,10 @@ def _claim_and_run(
     reporter: Reporter,
     result: SweepResult,
     estimate: dict[str, Any] | None,
-) -> None:
+    group: RankGroup | None = None,
+) -> bool:
     """Claim one run and train it; a run that waits for another's weights is not started,
-    one that another live process holds is skipped."""
+    one that another live process holds is skipped. True when training started."""
     tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
     run_dir = sweep_dir / spec.run_id
     source = init_weights(spec, run_dir)
@@ -205,16 +244,16 @@ def _claim_and_run(
         waiting = f"needs the final weights of run {spec.init_run} ({spec.method.init_from})"
         reporter.message(f"{tag} not started: {waiting}")
         result.outcomes.append(RunOutcome(spec.run_id, "pending", 0, None, None, 0.0, waiting))
-        return
+        return False
     try:
         lock = RunLock.claim(run_dir)
     except RunClaimed as exc:
         result.claimed.append(spec.run_id)
         reporter.message(f"{tag} skipped: claimed by {exc.holder.describe()}")
-        return
+        return False
     try:
         with lock:
-            _run_claimed(spec, run_dir, position, rerun, reporter, result, estimate)
+            return _run_claimed(spec, run_dir, position, rerun, reporter, result, estimate, group)
     finally:
         _remove_if_empty(run_dir)
 
@@ -227,8 +266,10 @@ def _run_claimed(
     reporter: Reporter,
     result: SweepResult,
     estimate: dict[str, Any] | None,
-) -> None:
-    """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``."""
+    group: RankGroup | None = None,
+) -> bool:
+    """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``;
+    True when training started (after telling the other ranks of ``group`` to join)."""
     tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
     record = load_run(run_dir) if is_run_dir(run_dir) else None
     if record is not None and not rerun:
@@ -238,16 +279,18 @@ def _run_claimed(
                 f"{tag} not touched: damaged ({record.damage}); "
                 f"to train it again from scratch, name it with --only {spec.run_id}"
             )
-            return
+            return False
         if record.status in SETTLED:
             result.skipped.append(spec.run_id)
             reporter.message(f"{tag} already {record.status}: skipped")
-            return
+            return False
     replaced = _set_aside(run_dir) if rerun else None
+    if group is not None:
+        group.agree(True)
     reporter.run_started(position[0], position[1], spec, run_dir)
     result.current = spec.run_id
     try:
-        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, estimate)
+        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, estimate, group)
     except UserError:
         _put_back(run_dir, replaced)
         raise
@@ -256,6 +299,7 @@ def _run_claimed(
     result.current = None
     result.outcomes.append(outcome)
     reporter.run_ended(outcome)
+    return True
 
 
 def _set_aside(run_dir: Path) -> Path | None:

@@ -20,6 +20,7 @@ from ..profilers import EnergyMeter
 from ..store import (
     CHECKPOINT,
     POWER_DIR,
+    RANKS_DIR,
     WEIGHTS,
     RunMeta,
     RunStore,
@@ -34,6 +35,7 @@ from ..tasks import Batch, build_task
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .contention import CpuContention
+from .distributed import RankGroup, RankRun
 from .epoch import EpochAccumulator
 from .inference import measure_inference
 from .power import TraceRecorder
@@ -127,7 +129,7 @@ def train_step(
     acc.add_window("data", meter.end("data"))
     meter.begin("forward")
     with _autocast(ctx, spec):
-        loss, metrics = ctx.task.loss(model, batch)
+        loss, metrics = ctx.task.loss(ctx.forward_model, batch)
         extra = method.extra_loss(model)
         if extra is not None:
             loss = loss + extra
@@ -163,16 +165,19 @@ def train_epoch(
         ctx.replace_model(changed)
     data = ctx.data
     scaler = grad_scaler(ctx, spec)
-    steps = data.steps_per_epoch(spec.data.batch_size)
+    steps = data.steps_per_epoch(spec.data.batch_size, ctx.part)
     acc = EpochAccumulator(epoch)
     start = time.perf_counter()
     ctx.model.train()
-    batches = _on_device(data.train_batches(spec.data.batch_size, epoch, spec.seed), ctx.device)
+    shard = data.train_batches(spec.data.batch_size, epoch, spec.seed, ctx.part)
+    batches = _on_device(shard, ctx.device)
     for step in range(steps):
         keep, loss_value = train_step(ctx, spec, meter, acc, scaler, batches, (epoch, step))
         if on_step is not None:
             on_step(StepInfo(epoch, step, steps, keep, loss_value, acc.mean_power_w()))
     meter.begin("eval")
+    if ctx.share_buffers is not None:
+        ctx.share_buffers(ctx.model)
     evaluation = evaluate_metrics(ctx, spec)
     acc.add_window("eval", meter.end("eval"))
     flops_eval = eval_flops(ctx, spec)
@@ -236,7 +241,7 @@ def _add_built(meta: RunMeta, spec: RunSpec, ctx: RunContext) -> None:
     """The entries of meta.json that need the built run: planned keep, FLOPs per step."""
     fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
     meta.mean_keep_planned = ctx.method.mean_keep_planned(
-        ctx.data.steps_per_epoch(spec.data.batch_size)
+        ctx.data.steps_per_epoch(spec.data.batch_size, ctx.part)
     )
     meta.flops_per_step = {"forward": fwd, "backward_dense": bwd_dense}
 
@@ -285,6 +290,7 @@ def run_training(
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     estimate: dict[str, Any] | None = None,
+    group: RankGroup | None = None,
 ) -> RunOutcome:
     """Train (or resume) one run, storing meta.json, epochs.csv and the power chunks as it goes,
     then measure the final model's inference cost (inference.csv) before the run is
@@ -299,7 +305,13 @@ def run_training(
     after that: bad input met while the run is built leaves the stored run as it was, a
     later one (a write that failed) marks it ``failed``. A StoreConflict (another process
     writes the run) is re-raised and leaves the run to that process.
+
+    ``group``: this process is one rank of a distributed run (``harness.distributed``):
+    every rank trains its shard, rank 0 alone writes the store (every rank's folder and the
+    totals), and any exception is re-raised once recorded, so the launch stops whole.
     """
+    writes = group is None or group.is_main
+    ranked = None if group is None else RankRun(group, run_dir)
     store = RunStore(run_dir)
     meta = _spec_meta(spec)
     meta.estimate = estimate
@@ -307,53 +319,78 @@ def run_training(
     meta.epochs_done = len(epochs)
     status: Status = "running"
     error = None
-    record = True
+    record = writes
     recorder: TraceRecorder | None = None
     checkpoint = run_dir / CHECKPOINT
     t0 = time.perf_counter()
     try:
         try:
-            ctx = build_run(spec, init_from=init_weights(spec, run_dir))
+            device = None if group is None else group.device()
+            ctx = build_run(spec, init_from=init_weights(spec, run_dir), device=device)
+            if group is not None:
+                group.distribute(ctx)
             _add_built(meta, spec, ctx)
         except UserError:
             record = False
             raise
-        start_epoch, epochs = _resume(store, checkpoint, ctx)
+        start_epoch, epochs = _resume(store, checkpoint, ctx) if writes else (0, epochs)
         meta.epochs_done = len(epochs)
         if _replay_epochs(meta, spec, epochs):
             start_epoch = spec.train.epochs
-        meter = build_meter(spec.energy, ctx.device)
-        recorder = TraceRecorder(meter, store.power_writer(len(epochs)))
+        if ranked is not None:
+            start_epoch = ranked.resume(
+                start_epoch, len(epochs), lambda: load_checkpoint(checkpoint, ctx)
+            )
+        energy = spec.energy if group is None else group.meter_options(spec.energy)
+        meter = build_meter(energy, ctx.device)
+        part_s = None if group is None else math.inf  # a distributed run's trace: per epoch
+        if writes:
+            recorder = TraceRecorder(meter, store.power_writer(len(epochs)), part_s)
         warm_up(ctx, spec)
         t0 = time.perf_counter()
         with meter:
-            start_metering(meter, spec.energy, meta)
-            store.write_meta(meta)
+            start_metering(meter, energy, meta)
+            if ranked is not None:
+                ranked.start(meter, meta, spec.data.batch_size)
+            if writes:
+                store.write_meta(meta)
             contention = CpuContention()
             for epoch in range(start_epoch, spec.train.epochs):
-                step = _recording(recorder, on_step)
+                step = on_step if recorder is None else _recording(recorder, on_step)
                 contention.start()
                 row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
                 row.update(contention.lap())
-                epochs = store.append_epoch(row)
-                recorder.end_epoch(epoch)
-                save_checkpoint(checkpoint, ctx, epoch + 1)
-                stop = _end_epoch(meta, spec, row, len(epochs))
-                store.write_meta(meta)
-                if on_epoch is not None:
-                    on_epoch(row)
+                stop = False
+                if ranked is None:
+                    epochs = store.append_epoch(row)
+                    recorder.end_epoch(epoch)  # type: ignore[union-attr]  # set: one process
+                elif (ended := ranked.end_epoch(row, meter, epoch)) is not None:
+                    row, readings = ended
+                    epochs = store.append_epoch(row)
+                    recorder.writer.write(readings, epoch)  # type: ignore[union-attr]  # rank 0
+                if writes:
+                    save_checkpoint(checkpoint, ctx, epoch + 1)
+                    stop = _end_epoch(meta, spec, row, len(epochs))
+                    store.write_meta(meta)
+                    if on_epoch is not None:
+                        on_epoch(row)
+                if group is not None:
+                    stop = group.agree(stop)
                 if stop:
                     break
             ctx.model = ctx.method.finalize(ctx.model)
-            for name, table in ctx.method.tables().items():
-                atomic_write_csv(run_dir / name, table)
-            _measure_inference(spec, ctx, meter, store)
-        if spec.save_weights:
+            if writes:
+                for name, table in ctx.method.tables().items():
+                    atomic_write_csv(run_dir / name, table)
+                _measure_inference(spec, ctx, meter, store)
+        if spec.save_weights and writes:
             state = ctx.model.state_dict()
             atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
         status = "finished"
     except RunDiverged as exc:
         status, error = "diverged", str(exc)
+        if group is not None:
+            raise
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -362,16 +399,18 @@ def run_training(
         raise
     except Exception as exc:
         status, error = "failed", one_line(exc)
-        if isinstance(exc, UserError):
+        if isinstance(exc, UserError) or group is not None:
             raise
     finally:
         try:
             if record:
                 record_end(store, meta, status, error, len(epochs), recorder)
         finally:
-            remove_temp_files(run_dir)
-            remove_temp_files(run_dir / POWER_DIR)
-    if status == "finished":
+            if writes:
+                for folder in (run_dir, *_rank_folders(run_dir)):
+                    remove_temp_files(folder)
+                    remove_temp_files(folder / POWER_DIR)
+    if status == "finished" and writes:
         checkpoint.unlink(missing_ok=True)
     last = epochs.iloc[-1] if not epochs.empty else None
     return RunOutcome(
@@ -383,6 +422,12 @@ def run_training(
         time.perf_counter() - t0,
         error,
     )
+
+
+def _rank_folders(run_dir: Path) -> list[Path]:
+    """The folders of a distributed run's ranks (none for a run of one process)."""
+    ranks = run_dir / RANKS_DIR
+    return sorted(p for p in ranks.iterdir() if p.is_dir()) if ranks.is_dir() else []
 
 
 def _recording(

@@ -3,12 +3,18 @@ schedule (Zhong, Huang, Shi, arXiv 2408.12561); see docs/sparse.md."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import nn
 
-from ..sparse import DropScheduler, convert_model, sparse_layers
+from ..sparse import DropScheduler, convert_model, sparse_layers, synced_scores
 from ..sparse.schedule import BY, MODES
 from ..sparse.selection import SELECTIONS
 from .base import Method, MethodConfig, register_method
@@ -50,6 +56,17 @@ class SSPropConfig(MethodConfig):
         default_factory=lambda: ["Conv2d"]
     )
     sparse_input_grad: bool = True
+    sync_selection: bool = False
+    """In a distributed run: all-reduce the channel scores before the top-k, so every rank
+    keeps the same channels (else each rank selects from its own output gradient)."""
+
+    @model_serializer(mode="wrap")
+    def _without_default_sync(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``sync_selection`` only when true, so run ids from before it stay the same."""
+        data: dict[str, Any] = handler(self)
+        if not self.sync_selection:
+            data.pop("sync_selection", None)
+        return data
 
     @field_validator("keep")
     @classmethod
@@ -96,6 +113,8 @@ class SSPropConfig(MethodConfig):
             parts.append(self.selection)
         if not self.sparse_input_grad:
             parts.append("dense-input-grad")
+        if self.sync_selection:
+            parts.append("sync-selection")
         return parts
 
 
@@ -130,6 +149,11 @@ class SSProp(Method):
             skip=c.skip_layers,
             sparse_input_grad=c.sparse_input_grad,
         )
-        if not sparse_layers(model):
+        layers = sparse_layers(model)
+        if not layers:
             raise ValueError("no layer of the model was converted")
+        if c.sync_selection and c.selection == "topk":
+            reduce = synced_scores()
+            for _, layer in layers:
+                layer.score_reduce = reduce
         return model

@@ -43,6 +43,8 @@ def _reason(column: str, sources: dict[str, str], target: float | None) -> tuple
             return f"source {source} has no figure in any run: {why}", f"*_{source}"
     if column == "excluded":
         return "no run was left out of a mean", column
+    if column.startswith("rank_energy_imbalance_pct"):
+        return "no distributed run has two ranks with an energy figure", column
     if column.startswith(INFERENCE_PREFIXES) or column.startswith(INFERENCE_SAVINGS):
         return "no run has an inference.csv", "params*, inference_*"
     if column == "target_accuracy" or any(part in column for part in TARGET_COLUMNS):

@@ -16,11 +16,21 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
-from ..store import FINISHED, NO_SETUP, PowerTraceDamaged, RunRecord, load_sweep
+from ..store import (
+    FINISHED,
+    NO_SETUP,
+    SETTLED,
+    PowerTraceDamaged,
+    RunRecord,
+    is_run_dir,
+    load_sweep,
+    read_matrix,
+)
 from .aggregate import GROUP, SWEEP, method_table, setup_table
 from .compare import add_comparisons
 from .empty import empty_column_notes, sources_without_figures
 from .noise import idle_drift_flags, run_noise
+from .ranks import rank_notes, rank_rows, rank_summary
 from .runs import (
     match_key,
     phase_rows,
@@ -63,6 +73,14 @@ class Report:
     gates: pd.DataFrame
     """gates.csv: every gated run's layers: channels and kept units; empty when no run has
     them."""
+    ranks: pd.DataFrame
+    """ranks.csv: one row per rank of every distributed run: run, run_id, rank, energy_j,
+    time_s, flops_total, emissions_kg, node, sources, energy_share; empty when no run has
+    ranks."""
+    missing: pd.DataFrame
+    """missing.csv: the planned runs of the sweeps (their matrix.csv) that have not ended
+    yet: run_id, method_label, seed, setup, status (``not started``, ``running``,
+    ``interrupted``, ``failed``, ``damaged``); empty when every planned run has ended."""
     headline: str
     """The one-line answer: the method that saved the most energy against the baseline."""
     highlights: tuple[str, ...] = ()
@@ -85,8 +103,11 @@ class Report:
         return notebook_html(self)
 
 
-def _load(run_dirs: Sequence[Path | str]) -> tuple[list[RunRecord], list[str]]:
-    """The readable runs, and one note per damaged run (left out of every table)."""
+def _load(
+    run_dirs: Sequence[Path | str],
+) -> tuple[list[RunRecord], list[str], dict[str, str]]:
+    """The readable runs, one note per damaged run (left out of every table), and every
+    run's status by id (``damaged`` for a damaged one)."""
     if not run_dirs:
         raise UserError("report: give at least one run folder")
     records: dict[Path, RunRecord] = {}
@@ -97,7 +118,43 @@ def _load(run_dirs: Sequence[Path | str]) -> tuple[list[RunRecord], list[str]]:
     damaged = [f"damaged, left out: {r.damage}" for r in records.values() if r.damage]
     if not readable:
         raise UserError(f"no readable run; {damaged[0]}")
-    return readable, damaged
+    return readable, damaged, {r.run_id: r.status for r in records.values()}
+
+
+MISSING_COLUMNS = ("run_id", "method_label", "seed", "setup", "status")
+NOT_STARTED = "not started"
+
+
+def _missing(run_dirs: Sequence[Path | str], statuses: dict[str, str]) -> pd.DataFrame:
+    """The planned runs of the sweep folders among ``run_dirs`` without a settled run
+    (``statuses``: every stored run's status by id, damaged ones included)."""
+    rows = []
+    for run_dir in run_dirs:
+        if is_run_dir(Path(run_dir)):
+            continue
+        for planned in read_matrix(run_dir).to_dict("records"):
+            status = statuses.get(planned["run_id"], NOT_STARTED)
+            if status not in SETTLED:
+                rows.append({**planned, "status": status})
+    frame = pd.DataFrame(rows, columns=list(MISSING_COLUMNS))
+    return frame.drop_duplicates("run_id", ignore_index=True)
+
+
+def _missing_note(missing: pd.DataFrame, planned: int) -> list[str]:
+    if missing.empty:
+        return []
+    runs = ", ".join(f"{r.run_id} ({r.status})" for r in missing.itertuples())
+    return [f"{len(missing)} of {planned} planned runs not ended yet (missing.csv): {runs}"]
+
+
+def _planned(run_dirs: Sequence[Path | str]) -> int:
+    ids = {
+        run_id
+        for d in run_dirs
+        if not is_run_dir(Path(d))
+        for run_id in read_matrix(d).get("run_id", [])
+    }
+    return len(ids)
 
 
 def _run_notes(records: list[RunRecord], names: list[str]) -> list[str]:
@@ -378,10 +435,14 @@ def build_report(
     ``target_accuracy`` (0 to 1) overrides the runs' own target; ``baseline`` is the method
     (or method label) every other run is compared with, at the same seed and sweep point.
     """
-    records, damaged = _load(run_dirs)
+    records, damaged, statuses = _load(run_dirs)
     target, notes = _target(records, target_accuracy)
     notes += damaged
+    missing = _missing(run_dirs, statuses)
+    notes += _missing_note(missing, _planned(run_dirs))
     summary = pd.DataFrame([summarize_run(r, target) for r in records])
+    if any(r.meta.get("distributed") for r in records):
+        summary = summary.assign(**pd.DataFrame([rank_summary(r) for r in records]))
     names = _run_names(summary)
     summary.insert(0, "run", names)
     summary["match_key"] = [match_key(r.meta) for r in records]
@@ -405,7 +466,8 @@ def build_report(
     if not summary["is_baseline"].any():
         notes.append(f"no {baseline} run found: nothing to compare against (see --baseline)")
     power, power_epochs, power_notes = _power(records, names)
-    notes += power_notes + flags
+    ranks = _tidy(rank_rows, records, names)
+    notes += rank_notes(ranks, summary) + power_notes + flags
     sweeps = list(dict.fromkeys(summary["sweep"]))
     return Report(
         runs=summary,
@@ -419,6 +481,8 @@ def build_report(
         energy_sources=energy_sources,
         inference=_tidy(tidy_inference, records, names),
         gates=_tidy(tidy_gates, records, names),
+        ranks=ranks,
+        missing=missing,
         headline=lines[0],
         highlights=tuple(lines),
         notes=tuple(notes),

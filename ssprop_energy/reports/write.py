@@ -17,17 +17,25 @@ CSV_FILES = {
     "phases.csv": "phases",
     "setups.csv": "setups",
 }
-WHEN_PRESENT = {"inference.csv": "inference", "gates.csv": "gates"}
-"""Tables written only when some run has them (older stores, runs without gates)."""
+WHEN_PRESENT = {
+    "inference.csv": "inference",
+    "gates.csv": "gates",
+    "ranks.csv": "ranks",
+    "missing.csv": "missing",
+}
+"""Tables written only when some run has them (older stores, runs without gates), and the
+planned runs not ended yet when there are any."""
 FIGURES = "figures"
 """The folder of the chart files: ``<key>.svg`` and ``<key>.pdf`` per chart of the page."""
 
 
 def write_report(report: Report, out_dir: Path | str) -> list[Path]:
-    """Write the CSV files (inference.csv and gates.csv only when some run has them),
-    report.html, and each chart as ``figures/<key>.svg`` and ``figures/<key>.pdf`` into
-    ``out_dir`` atomically; returns their paths. The files of a chart the data no longer
-    supports are removed, so ``figures/`` always matches the page.
+    """Write the CSV files (inference.csv, gates.csv, ranks.csv and missing.csv only when
+    not empty;
+    an empty one's old file is removed), report.html, and each chart as
+    ``figures/<key>.svg`` and ``figures/<key>.pdf`` into ``out_dir`` atomically; returns
+    their paths. The files of a chart the data no longer supports are removed, so
+    ``figures/`` always matches the page.
 
     ``out_dir`` may be a sweep folder, never a run folder. Everything is rendered before the
     first write, and each file replaces its old version only once complete, so a folder that
@@ -45,6 +53,8 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
     tables = {name: getattr(report, attr) for name, attr in CSV_FILES.items()}
     tables |= {n: t for n, a in WHEN_PRESENT.items() if not (t := getattr(report, a)).empty}
     written = [atomic_write_csv(out_dir / name, table) for name, table in tables.items()]
+    for name in WHEN_PRESENT.keys() - tables.keys():  # empty now: the folder matches the report
+        (out_dir / name).unlink(missing_ok=True)
     written.append(atomic_write_text(out_dir / "report.html", html))
     for name, content in sorted(figures.items()):
         written.append(atomic_write(out_dir / FIGURES / name, lambda fh, c=content: fh.write(c)))

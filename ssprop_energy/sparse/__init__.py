@@ -4,7 +4,13 @@ from .convert import convert_model, set_keep, sparse_layers
 from .functional import SparseConvFunction, SparseLinearFunction, sparse_conv, sparse_linear
 from .layers import SSPropConv1d, SSPropConv2d, SSPropConv3d, SSPropLinear, SSPropMixin
 from .schedule import DropScheduler
-from .selection import channel_scores, kept_channels, kept_count, select_channels
+from .selection import (
+    channel_scores,
+    kept_channels,
+    kept_count,
+    select_channels,
+    synced_scores,
+)
 
 __all__ = [
     "DropScheduler",
@@ -24,4 +30,5 @@ __all__ = [
     "sparse_conv",
     "sparse_layers",
     "sparse_linear",
+    "synced_scores",
 ]

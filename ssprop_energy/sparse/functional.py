@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .kernels import channels_last_format, conv_backward
-from .selection import select_channels
+from .selection import ScoreReduce, select_channels
 
 
 def take(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
@@ -72,9 +72,10 @@ class SparseConvFunction(torch.autograd.Function):
         keep: float,
         selection: str,
         sparse_input_grad: bool,
+        reduce: ScoreReduce | None = None,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, dilation, groups, keep, selection, sparse_input_grad)
+        ctx.conf = (stride, padding, dilation, groups, keep, selection, sparse_input_grad, reduce)
         ctx.has_bias = bias is not None
         conv = (F.conv1d, F.conv2d, F.conv3d)[x.dim() - 3]
         return conv(x, weight, bias, stride, padding, dilation, groups)
@@ -82,17 +83,17 @@ class SparseConvFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        stride, padding, dilation, groups, keep, selection, sparse_input_grad = ctx.conf
+        stride, padding, dilation, groups, keep, selection, sparse_input_grad, reduce = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         need_b = need_b and ctx.has_bias
         dy = grad_output
         out_channels = weight.shape[0]
         conf = (stride, padding, dilation)
-        idx = select_channels(dy, keep, groups, selection)
+        idx = select_channels(dy, keep, groups, selection, reduce)
         k = idx.numel()
         if k == out_channels:
             grads = conv_backward(dy, x, weight, *conf, groups, [need_x, need_w, need_b])
-            return *grads, None, None, None, None, None, None, None
+            return *grads, None, None, None, None, None, None, None, None
 
         depthwise = groups > 1 and out_channels == groups
         dy_s = take(dy, 1, idx)
@@ -113,7 +114,7 @@ class SparseConvFunction(torch.autograd.Function):
             grad_x = conv_backward(dy, x, weight, *conf, groups, [True, False, False])[0]
         grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
         grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s) if need_b else None
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None
 
 
 class SparseLinearFunction(torch.autograd.Function):
@@ -128,20 +129,21 @@ class SparseLinearFunction(torch.autograd.Function):
         keep: float,
         selection: str,
         sparse_input_grad: bool,
+        reduce: ScoreReduce | None = None,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.conf = (keep, selection, sparse_input_grad)
+        ctx.conf = (keep, selection, sparse_input_grad, reduce)
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        keep, selection, sparse_input_grad = ctx.conf
+        keep, selection, sparse_input_grad, reduce = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         dy = grad_output.reshape(-1, weight.shape[0])
         x2 = x.reshape(-1, weight.shape[1])
-        idx = select_channels(dy, keep, 1, selection)
+        idx = select_channels(dy, keep, 1, selection, reduce)
         dy_s = dy.index_select(1, idx)
         grad_x = grad_w = grad_b = None
         if need_x:
@@ -153,7 +155,7 @@ class SparseLinearFunction(torch.autograd.Function):
             grad_w = torch.zeros_like(weight).index_copy_(0, idx, dy_s.t() @ x2)
         if need_b and ctx.has_bias:
             grad_b = dy.new_zeros(weight.shape[0]).index_copy_(0, idx, dy_s.sum(0))
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 def sparse_conv(
@@ -167,12 +169,24 @@ def sparse_conv(
     keep: float,
     selection: str = "topk",
     sparse_input_grad: bool = True,
+    reduce: ScoreReduce | None = None,
 ) -> torch.Tensor:
-    """Functional ssProp convolution (1-d, 2-d or 3-d by the rank of ``x``), autocast-aware."""
+    """Functional ssProp convolution (1-d, 2-d or 3-d by the rank of ``x``), autocast-aware;
+    ``reduce``: see ``select_channels``."""
     x, weight, bias = _cast_for_autocast(x, weight, bias)
     with _no_autocast(x):
         return SparseConvFunction.apply(
-            x, weight, bias, stride, padding, dilation, groups, keep, selection, sparse_input_grad
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+            keep,
+            selection,
+            sparse_input_grad,
+            reduce,
         )
 
 
@@ -183,8 +197,11 @@ def sparse_linear(
     keep: float,
     selection: str = "topk",
     sparse_input_grad: bool = True,
+    reduce: ScoreReduce | None = None,
 ) -> torch.Tensor:
-    """Functional ssProp linear layer, autocast-aware."""
+    """Functional ssProp linear layer, autocast-aware; ``reduce``: see ``select_channels``."""
     x, weight, bias = _cast_for_autocast(x, weight, bias)
     with _no_autocast(x):
-        return SparseLinearFunction.apply(x, weight, bias, keep, selection, sparse_input_grad)
+        return SparseLinearFunction.apply(
+            x, weight, bias, keep, selection, sparse_input_grad, reduce
+        )

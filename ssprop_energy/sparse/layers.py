@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .functional import sparse_conv, sparse_linear
-from .selection import check_keep, check_selection
+from .selection import ScoreReduce, check_keep, check_selection
 
 
 class SSPropMixin:
@@ -27,6 +27,8 @@ class SSPropMixin:
     keep: float
     selection: str
     sparse_input_grad: bool
+    score_reduce: ScoreReduce | None = None
+    """Set by a distributed run's ``sync_selection``: the channel scores' all-reduce."""
 
     def __init__(
         self,
@@ -101,6 +103,7 @@ class _SSPropConvNd(SSPropMixin):
             self.keep,
             self.selection,
             self.sparse_input_grad,
+            self.score_reduce,
         )
 
 
@@ -123,7 +126,13 @@ class SSPropLinear(SSPropMixin, nn.Linear):
         if not self._sparse_active():
             return super().forward(input)
         return sparse_linear(
-            input, self.weight, self.bias, self.keep, self.selection, self.sparse_input_grad
+            input,
+            self.weight,
+            self.bias,
+            self.keep,
+            self.selection,
+            self.sparse_input_grad,
+            self.score_reduce,
         )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 
 SELECTIONS = ("topk", "random")
 
@@ -82,13 +84,25 @@ def _abs_sum(t: torch.Tensor, dims: list[int], acc: torch.dtype | None) -> torch
     return total
 
 
+ScoreReduce = Callable[[torch.Tensor], None]
+"""Combines a layer's channel scores in place with other processes' (an all-reduce)."""
+
+
 def select_channels(
-    grad_output: torch.Tensor, keep: float, groups: int = 1, selection: str = "topk"
+    grad_output: torch.Tensor,
+    keep: float,
+    groups: int = 1,
+    selection: str = "topk",
+    reduce: ScoreReduce | None = None,
 ) -> torch.Tensor:
-    """Sorted indices of the output channels to keep (dimension 1 of ``grad_output``)."""
+    """Sorted indices of the output channels to keep (dimension 1 of ``grad_output``);
+    ``reduce``: top-k on the channel scores as ``reduce`` leaves them (summed over the ranks
+    of a distributed run, so every rank keeps the same channels)."""
     channels = grad_output.shape[1]
     if selection == "topk":
         scores = channel_scores(grad_output)
+        if reduce is not None:
+            reduce(scores)
     else:
         scores = torch.rand(channels, device=grad_output.device)
     per_group = channels // groups
@@ -99,3 +113,25 @@ def select_channels(
     idx = torch.topk(scores.view(groups, per_group), k, dim=1, sorted=False).indices.sort(dim=1)
     offsets = torch.arange(groups, device=idx.values.device).unsqueeze(1) * per_group
     return (idx.values + offsets).flatten()
+
+
+_SCORE_GROUPS: dict[int, object] = {}
+"""The process group of the score all-reduce, per default group (one is created per run
+of processes, on every rank at once)."""
+
+
+def synced_scores() -> ScoreReduce | None:
+    """The all-reduce (sum) of a layer's channel scores over the ranks of the running
+    distributed run, on a process group of its own (apart from DistributedDataParallel's
+    gradient buckets); None outside a distributed run. Call it on every rank at once."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    world = dist.group.WORLD
+    if id(world) not in _SCORE_GROUPS:
+        _SCORE_GROUPS[id(world)] = dist.new_group()
+    group = _SCORE_GROUPS[id(world)]
+
+    def reduce(scores: torch.Tensor) -> None:
+        dist.all_reduce(scores, op=dist.ReduceOp.SUM, group=group)  # type: ignore[arg-type]
+
+    return reduce

@@ -31,8 +31,11 @@ from .schema import (
     GATES_COLUMNS,
     INFERENCE,
     INFERENCE_COLUMNS,
+    MATRIX,
+    MATRIX_COLUMNS,
     META,
     META_SCHEMA,
+    RANKS_DIR,
     RunMeta,
 )
 
@@ -100,6 +103,14 @@ def check_estimate(frame: pd.DataFrame, path: Path) -> None:
         raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
 
 
+def check_matrix(frame: pd.DataFrame, path: Path) -> None:
+    """matrix.csv's schema: its columns, each run once."""
+    _required(frame, path, MATRIX_COLUMNS)
+    twice = frame["run_id"][frame["run_id"].duplicated()]
+    if len(twice):
+        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
+
+
 def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
     """A store CSV file, checked; a missing or empty file is an empty frame."""
     try:
@@ -139,6 +150,9 @@ class RunRecord:
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
     damage: str | None = None
     stale: bool = False
+    ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """A distributed run's per-rank epoch rows (``ranks/rank-<r>/epochs.csv``) with a
+    ``rank`` column; empty for a run of one process."""
 
     @property
     def run_id(self) -> str:
@@ -222,10 +236,29 @@ def load_run(run_dir: Path | str) -> RunRecord:
         inference = _read_csv(run_dir / INFERENCE, check_inference)
         gates = _read_csv(run_dir / GATES, check_gates)
         _check_counts(meta, epochs, run_dir)
+        ranks = read_rank_epochs(run_dir, len(epochs))
     except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
     stale = meta["status"] == "running" and live_holder(run_dir) is None
-    return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale)
+    return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale, ranks=ranks)
+
+
+def read_rank_epochs(run_dir: Path, epochs_done: int) -> pd.DataFrame:
+    """Every rank's epoch rows of a distributed run, with a ``rank`` column, to the run's own
+    ``epochs_done`` (a rank's row written before the run's is trained again on resume);
+    empty without ranks. A rank file that does not fit epochs.csv's schema, or holds fewer
+    rows than the run, is a StoreDamaged error naming it."""
+    frames = []
+    for folder in sorted((run_dir / RANKS_DIR).glob("rank-*")):
+        if not folder.name.removeprefix("rank-").isdigit():
+            continue
+        path = folder / EPOCHS
+        rows = _read_csv(path, check_epochs)
+        if len(rows) < epochs_done:
+            raise StoreDamaged(f"{path}: holds {len(rows)} epoch rows, the run {epochs_done}")
+        rank = int(folder.name.removeprefix("rank-"))
+        frames.append(rows.iloc[:epochs_done].assign(rank=rank))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
@@ -245,6 +278,18 @@ def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
         str(row["run_id"]): {c: _plain(row[c]) for c in ESTIMATE_RECORDED}
         for row in frame.to_dict("records")
     }
+
+
+def read_matrix(sweep_dir: Path | str) -> pd.DataFrame:
+    """The sweep's planned runs (matrix.csv: ``MATRIX_COLUMNS``, in plan order); empty when
+    the sweep has none. A file that does not parse or fit is a StoreDamaged error naming it."""
+    frame = _read_csv(Path(sweep_dir) / MATRIX, check_matrix)
+    return frame.astype({"run_id": str}) if not frame.empty else frame
+
+
+def write_matrix(sweep_dir: Path | str, matrix: pd.DataFrame) -> None:
+    """Write the sweep's planned runs (every process of a sharded sweep writes the same)."""
+    atomic_write_csv(Path(sweep_dir) / MATRIX, matrix[list(MATRIX_COLUMNS)])
 
 
 def _plain(value: Any) -> Any:

@@ -4,6 +4,7 @@ and the typed meta.json record (see docs/store.md for every file and column)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
@@ -27,6 +28,12 @@ ESTIMATE = "estimate.csv"
 """In a sweep folder: the predicted cost of every planned run (``ssprop-energy estimate``)."""
 CALIBRATION = "calibration.csv"
 """In a sweep folder: the calibration the estimate was predicted from."""
+RANKS_DIR = "ranks"
+"""In a run folder of a distributed run: one folder per rank (``rank_folder``)."""
+MATRIX = "matrix.csv"
+"""In a sweep folder: every planned run of the config (``profile`` writes it), so a report
+of a sweep spread over many processes can say which runs are still missing."""
+MATRIX_COLUMNS = ("run_id", "method_label", "seed", "setup")
 INFERENCE_COLUMNS = (
     "batch_size",
     "params",
@@ -80,6 +87,11 @@ def epoch_number(index: EpochIndex) -> EpochIndex:
     return index + 1
 
 
+def rank_folder(run_dir: Path, rank: int) -> Path:
+    """The folder of one rank's epoch rows and power trace in a distributed run's folder."""
+    return run_dir / RANKS_DIR / f"rank-{rank:05d}"
+
+
 NO_SETUP = "-"
 """The setup label of a run outside a sweep."""
 
@@ -96,7 +108,8 @@ class RunMeta:
     ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
     its model was built. ``estimate``: the run's row of the sweep's estimate.csv when there
     was one (``ESTIMATE_RECORDED``), else None. ``notes``: what went wrong while metering a
-    run that went on (a recorded run's metering faults), one line each."""
+    run that went on (a recorded run's metering faults), one line each. ``distributed``:
+    the ranks of a run trained on many processes (docs/distributed.md), else None."""
 
     run_id: str
     sweep: str
@@ -124,6 +137,7 @@ class RunMeta:
     finished_at: str | None = None
     estimate: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    distributed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

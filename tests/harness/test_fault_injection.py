@@ -17,7 +17,8 @@ from ssprop_energy.store import is_run_dir, load_sweep
 
 DETERMINISTIC = ["epoch", "keep", "train_loss", "train_accuracy", "val_loss", "accuracy",
                  "steps", "flops_forward", "flops_backward", "flops_backward_dense"]  # fmt: skip
-WRITES_PER_RUN = 16  # config, meta, 4 per epoch (rows, checkpoint, meta, power) x 3, meta, power
+WRITES_PER_RUN = 17
+"""config, matrix, meta, 4 per epoch (rows, checkpoint, meta, power) x 3, meta, power"""
 
 KILLED_AT_WRITE = """
 import os, signal, sys

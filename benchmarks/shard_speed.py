@@ -9,7 +9,7 @@ spread, and compares the per-run results of the two stores (epochs, final valida
 and loss, FLOPs per run). Target: about 0.5 on a 2-core machine.
 
     python benchmarks/shard_speed.py [--config examples/quickstart.yaml] [--epochs 3]
-                                     [--rounds 2] [--threads 1]
+                                     [--rounds 2] [--threads 1] [--no-inference]
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
+        "--no-inference", action="store_true", help="skip the final models' inference cost"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS of every process"
     )
     args = parser.parse_args()
@@ -86,6 +89,8 @@ def main() -> None:
     raw = yaml.safe_load(args.config.read_text())
     if args.epochs is not None:
         raw["train"]["epochs"] = args.epochs
+    if args.no_inference:
+        raw["inference"] = {"enabled": False}
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     one_s, two_s, ratios = [], [], []

@@ -11,6 +11,7 @@ from pathlib import Path
 from .harness.config import ProfileConfig, load_config
 from .harness.progress import Reporter
 from .harness.runner import SweepResult, run_sweep
+from .harness.shard import parse_shard
 from .reports import Report, sweep_report
 
 
@@ -36,13 +37,24 @@ def profile(
     only: list[str] | None = None,
     max_runs: int | None = None,
     reporter: Reporter | None = None,
+    shard: str | None = None,
 ) -> ProfileResult:
     """Train the config's runs not yet ended (see ``run_sweep``: a progress bar in a
     notebook without ``reporter``), then write the sweep's report and return it with the
-    runs of this call."""
+    runs of this call. ``shard``: ``"K/N"``, only part K of N of the run matrix (as
+    ``profile --shard``; the SLURM variables are not read here)."""
     cfg = config if isinstance(config, ProfileConfig) else load_config(config)
     source = "config" if isinstance(config, ProfileConfig) else str(config)
-    result = run_sweep(cfg, out=out, only=only, max_runs=max_runs, reporter=reporter, source=source)
+    part = None if shard is None else parse_shard(shard)
+    result = run_sweep(
+        cfg,
+        out=out,
+        only=only,
+        max_runs=max_runs,
+        reporter=reporter,
+        source=source,
+        shard=part,
+    )
     report = sweep_report(result.sweep_dir)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     return ProfileResult(

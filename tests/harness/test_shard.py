@@ -13,6 +13,7 @@ import torch
 from harness_configs import write_config
 from typer.testing import CliRunner
 
+from ssprop_energy import profile
 from ssprop_energy.cli import app
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.config import load_config
@@ -143,6 +144,17 @@ def test_report_names_the_runs_of_the_matrix_still_missing(tmp_path: Path, monke
     assert report.missing.empty
     write.write_report(report, sweep)
     assert not (sweep / "missing.csv").exists()
+
+
+def test_the_python_api_takes_a_shard(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(write, "render_charts", lambda report: [])
+    config = write_config(tmp_path, **QUICK)
+    result = profile(config, shard="2/2")
+    expected = shard_runs(plan_runs(load_config(config)), Shard(2, 2))
+    assert [o.run_id for o in result.outcomes] == [s.run_id for s in expected]
+    assert result.report is not None and len(result.report.missing) == 1
+    with pytest.raises(UserError, match=r"^--shard: expected K/N"):
+        profile(config, shard="3/2")
 
 
 def test_slurm_array_variables_choose_the_part(tmp_path: Path, monkeypatch) -> None:

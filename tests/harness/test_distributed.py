@@ -21,8 +21,10 @@ from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.errors import UserError
+from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.distributed import Launch, Ranks, global_source, ranks_from_env
 from ssprop_energy.harness.rank_rows import total_row
+from ssprop_energy.harness.runner import run_sweep
 from ssprop_energy.store import load_run, load_sweep, rank_folder
 
 runner = CliRunner()
@@ -177,3 +179,20 @@ def test_a_crashed_rank_fails_the_launch_in_one_line_and_the_run_resumes(
     result = _launch(config)
     assert result.exit_code == 0, result.output
     _check_store(run.path, 3)
+
+
+def test_rank_files_are_read_with_the_run_and_checked(tmp_path: Path) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}], train={"epochs": 1})
+    (outcome,) = run_sweep(load_config(config)).outcomes
+    run_dir = tmp_path / "runs" / "tiny" / outcome.run_id
+    rows = (run_dir / "epochs.csv").read_text()
+    for rank in (0, 1):
+        rank_folder(run_dir, rank).mkdir(parents=True)
+        (rank_folder(run_dir, rank) / "epochs.csv").write_text(rows)
+    record = load_run(run_dir)
+    assert record.damage is None and record.ranks["rank"].tolist() == [0, 1]
+    (rank_folder(run_dir, 1) / "epochs.csv").write_text(rows.splitlines()[0] + "\n")
+    damage = load_run(run_dir).damage
+    assert damage is not None and damage.endswith(
+        "rank-00001/epochs.csv: holds 0 epoch rows, the run 1"
+    )

@@ -30,6 +30,7 @@ from ..store import (
 )
 from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
+from .phases import calibrate_sweep_phases
 from .progress import Reporter, default_reporter
 from .runs import RunSpec, plan_runs
 from .signals import Terminated, stop_on_signals, stop_signal
@@ -171,10 +172,11 @@ def run_sweep(
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
+            phases = _phase_calibration(cfg, runs, sweep_dir, bool(only), reporter)
             for index, spec in enumerate(runs, 1):
-                estimate = estimates.get(spec.run_id)
+                recorded = (estimates.get(spec.run_id), phases.get(spec.run_id))
                 position = (index, len(runs))
-                _claim_and_run(spec, sweep_dir, position, bool(only), reporter, result, estimate)
+                _claim_and_run(spec, sweep_dir, position, bool(only), reporter, result, recorded)
         except KeyboardInterrupt as exc:
             result.stopped_by = stop_signal(exc)
             cause = "" if isinstance(exc, Terminated) else " (Ctrl-C)"
@@ -187,6 +189,36 @@ def run_sweep(
     return result
 
 
+def _phase_calibration(
+    cfg: ProfileConfig, runs: list[RunSpec], sweep_dir: Path, rerun: bool, reporter: Reporter
+) -> dict[str, dict[str, Any]]:
+    """With ``energy.phase_calibration``: calibrate the phases of the runs still to train
+    (:mod:`.phases`), once, before training; each run's meta.json entry by run id."""
+    if not cfg.energy.phase_calibration:
+        return {}
+    pending = [s for s in runs if rerun or not _settled(sweep_dir / s.run_id)]
+    if not pending:
+        return {}
+    reporter.message(f"phase calibration: {len(pending)} runs to train")
+    phases, entries = calibrate_sweep_phases(pending, sweep_dir)
+    if phases.calibrated:
+        reporter.message(
+            f"phase calibration: {phases.calibrated} units in {phases.time_s:.1f} s, "
+            f"{phases.energy_j:.4g} J ({phases.provenance}); {phases.path}"
+        )
+    else:
+        reporter.message(f"phase calibration: every unit reused from {phases.path}")
+    return entries
+
+
+def _settled(run_dir: Path) -> bool:
+    """True for a stored run a sweep does not train again."""
+    if not is_run_dir(run_dir):
+        return False
+    record = load_run(run_dir)
+    return record.damage is None and record.status in SETTLED
+
+
 def _claim_and_run(
     spec: RunSpec,
     sweep_dir: Path,
@@ -194,7 +226,7 @@ def _claim_and_run(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    estimate: dict[str, Any] | None,
+    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
 ) -> None:
     """Claim one run and train it; a run that waits for another's weights is not started,
     one that another live process holds is skipped."""
@@ -214,7 +246,7 @@ def _claim_and_run(
         return
     try:
         with lock:
-            _run_claimed(spec, run_dir, position, rerun, reporter, result, estimate)
+            _run_claimed(spec, run_dir, position, rerun, reporter, result, recorded)
     finally:
         _remove_if_empty(run_dir)
 
@@ -226,9 +258,10 @@ def _run_claimed(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    estimate: dict[str, Any] | None,
+    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
 ) -> None:
-    """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``."""
+    """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``;
+    ``recorded``: its estimate and phase calibration entries for meta.json."""
     tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
     record = load_run(run_dir) if is_run_dir(run_dir) else None
     if record is not None and not rerun:
@@ -247,7 +280,7 @@ def _run_claimed(
     reporter.run_started(position[0], position[1], spec, run_dir)
     result.current = spec.run_id
     try:
-        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, estimate)
+        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, *recorded)
     except UserError:
         _put_back(run_dir, replaced)
         raise

@@ -27,6 +27,7 @@ from .records import (
     load_sweep,
     read_estimates,
     read_meta,
+    read_phase_calibration,
 )
 from .schema import (
     CALIBRATION,
@@ -47,6 +48,7 @@ from .schema import (
     LOCK,
     META,
     NO_SETUP,
+    PHASE_CALIBRATION,
     PHASES,
     POWER,
     POWER_DIR,
@@ -81,6 +83,7 @@ __all__ = [
     "META",
     "NO_SETUP",
     "PHASES",
+    "PHASE_CALIBRATION",
     "POWER",
     "POWER_DIR",
     "PREDICTED",
@@ -112,6 +115,7 @@ __all__ = [
     "load_sweep",
     "read_estimates",
     "read_meta",
+    "read_phase_calibration",
     "remove_temp_files",
     "setup_label",
 ]

@@ -176,6 +176,9 @@ def calibrate_phases(
     block follows one unmeasured step of its own kind, so the power drawn just before its
     start is the power drawn at its end: an energy counter's lag (the energy since its last
     update) then errs as much at both edges, on average."""
+    repeats = REPEATS if repeats is None else repeats
+    if repeats < 2:
+        raise ValueError(f"repeats must be >= 2 (an interval needs a spread), got {repeats}")
     ctx.model.train()
     scaler = grad_scaler(ctx, spec)
     batches = _device_batches(ctx, spec, position[0])
@@ -198,7 +201,6 @@ def calibrate_phases(
         return measurement
 
     run("optimizer", WARMUP_STEPS, acc)
-    repeats = REPEATS if repeats is None else repeats
     periods = MIN_PERIODS if min_periods is None else min_periods
     minimum_s = periods * meter.update_period_s
     steps = {}

@@ -22,6 +22,8 @@ from ssprop_energy.harness.phases import CALIBRATED, calibrate_phases
 from ssprop_energy.harness.plans import plan_sweep
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter, Measurement
+from ssprop_energy.reports.runs import calibrated_phases
+from ssprop_energy.store import RunRecord
 
 PHASE_S = {"forward": 0.08, "backward": 0.09, "optimizer": 0.06}
 POWER_W = {"forward": 100.0, "backward": 300.0, "optimizer": 200.0}
@@ -285,3 +287,28 @@ def test_estimate_calibrates_the_phases_and_profile_reuses_them(tmp_path, monkey
     (stored / "phase_calibration.csv").write_text("unit,keep\nabc,oops\n")
     with pytest.raises(UserError, match=re.escape("phase_calibration.csv: no column 'phase'")):
         run_sweep(cfg, only=[row["run_id"]], reporter=_Messages([]))
+
+
+def _record(tmp_path, entry, steps=(4, 4)):
+    epochs = pd.DataFrame({"epoch": range(len(steps)), "steps": list(steps)})
+    return RunRecord(tmp_path, {"phase_calibration": entry}, epochs)
+
+
+def _price(keep, phase, joules, note=""):
+    return {"keep": keep, "phase": phase, "unit": "u", "energy_j_per_step": joules,
+            "provenance": "measured", "note": note}  # fmt: skip
+
+
+def test_the_report_multiplies_each_keep_by_the_steps_of_the_stored_epochs(tmp_path):
+    steps = [[0, 1.0, 2], [0, 0.2, 2], [1, 1.0, 2], [1, 0.2, 2], [2, 1.0, 4]]  # 3 planned
+    prices = [_price(1.0, "backward", 3.0), _price(0.2, "backward", 1.0)]
+    prices += [_price(1.0, "forward", 2.0), _price(0.2, "forward", None, "within its own noise")]
+    figures = calibrated_phases(_record(tmp_path, {"prices": prices, "steps": steps}))
+    assert figures["backward"] == (4 * 3.0 + 4 * 1.0, "measured", "")
+    joules, label, note = figures["forward"]
+    assert math.isnan(joules) and label == "unavailable"
+    assert note == "keep 0.2: within its own noise"
+    moved = calibrated_phases(_record(tmp_path, {"prices": prices, "steps": steps}, (4, 5)))
+    assert moved["backward"][2] == "the stored steps differ from the plan"
+    with pytest.raises(UserError, match=r"meta.json: phase_calibration: KeyError\('phase'\)"):
+        calibrated_phases(_record(tmp_path, {"prices": [{"keep": 1.0}], "steps": steps}))

@@ -13,7 +13,15 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..harness.config import load_config
-from ..harness.distributed import Launch, RankGroup, launch, leave, ranks_from_env, record_failure
+from ..harness.distributed import (
+    Launch,
+    RankGroup,
+    check_distributable,
+    launch,
+    leave,
+    ranks_from_env,
+    record_failure,
+)
 from ..harness.progress import make_reporter
 from ..harness.runner import SweepResult, dry_run_table, run_sweep
 from ..harness.runs import RunSpec, plan_runs
@@ -77,6 +85,7 @@ def profile(
         return
     ranks = ranks_from_env()
     if nproc_per_node is not None and ranks is None:
+        check_distributable(cfg)
         how = Launch(nproc_per_node, nnodes, node_rank, master_addr, master_port)
         command = ["profile", str(config), *_passed_on(out, only, max_runs, quiet, shard)]
         failure = launch(how, command)

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scipy import stats
+
 from ..errors import UserError
 from ..profilers import EnergyMeter, Measurement
 from ..provenance import UNAVAILABLE, combine
@@ -31,6 +33,8 @@ EVAL_BATCHES = 3
 """Measured evaluation batches per model (after one unmeasured batch)."""
 SCALED_PHASES = ("data", "forward", "backward")
 """Phases whose cost grows with the batch's samples; the optimizer's does not."""
+INTERVAL = 0.95
+"""Coverage of every calibrated interval (two-sided, Student t)."""
 TIME = "time_s"
 ENERGY = "energy_j"
 """Quantities of a price besides the energy of each source (by its name)."""
@@ -97,6 +101,13 @@ class Prices:
         if self.n < 2 or mean <= 0:
             return math.inf
         return sd / math.sqrt(self.n) / mean
+
+
+def t_interval(value: float, var: float, df: int) -> tuple[float, float]:
+    """(low, high): the ``INTERVAL`` Student t interval around ``value`` with variance
+    ``var`` and ``df`` degrees of freedom."""
+    half = float(stats.t.ppf(0.5 + INTERVAL / 2, df)) * math.sqrt(var)
+    return value - half, value + half
 
 
 def _split(

@@ -74,6 +74,7 @@ class EnergyConfig(_Section):
     country: str = "USA"
     region: str | None = None
     idle_s: float = Field(2.0, ge=0.0)
+    phase_calibration: bool = False
 
 
 TRAIN_BATCH = "train"

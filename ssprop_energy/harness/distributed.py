@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..profilers import EnergyMeter, energy_meta
 from ..store import RunMeta
 from .build import RunContext
-from .config import EnergyConfig
+from .config import EnergyConfig, ProfileConfig
 from .rank_rows import RankFiles, total_row
 
 T = TypeVar("T")
@@ -261,6 +261,16 @@ class RankRun:
         self.files.write(rows, traces, epoch)
         readings = pd.concat([t for t in traces if not t.empty] or [traces[0]], ignore_index=True)
         return total_row(rows, self.sources, self.nodes), readings
+
+
+def check_distributable(cfg: ProfileConfig) -> None:
+    """A UserError for a config a distributed launch cannot train: the differential phase
+    calibration times blocks of steps on one process, while the other ranks would wait."""
+    if cfg.energy.phase_calibration:
+        raise UserError(
+            "energy.phase_calibration: not available for runs on many processes "
+            "(--nproc-per-node, torchrun); calibrate on one process or turn it off"
+        )
 
 
 @dataclass(frozen=True)

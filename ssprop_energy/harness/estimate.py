@@ -9,39 +9,41 @@ interval adds the error of the calibrated means and the run's own step-to-step s
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
-from ..data import Dataset
 from ..errors import UserError
-from ..flops.training import count_flops_at
-from ..methods import Method
 from ..profilers import EnergyMeter, emissions_kg
 from ..provenance import UNAVAILABLE, combine, combine_sources
-from ..sparse import DropScheduler
 from ..store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
-from .build import RunContext, build_run, load_run_data, step_flops
-from .calibrate import ENERGY, TIME, Prices, calibrate_eval, calibrate_steps, time_epoch_extras
+from .build import step_flops
+from .calibrate import (
+    ENERGY,
+    TIME,
+    Prices,
+    calibrate_eval,
+    calibrate_steps,
+    t_interval,
+    time_epoch_extras,
+)
 from .config import ProfileConfig
+from .phases import predicted_phases, sweep_phases
+from .plans import RunPlan, first_position, plan_sweep
 from .recording import build_meter
 from .runner import sweep_folder
-from .runs import RunSpec, plan_runs
+from .runs import plan_runs
 from .trainer import eval_flops
 
 DEFAULT_STEPS = 20
 """Measured steps per keep at most (``--steps``)."""
-INTERVAL = 0.95
-"""Coverage of the ``_low``/``_high`` interval (two-sided, Student t)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def scaled_part(
 
 
 def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
-    """(total, low, high): the sum of ``parts`` and its ``INTERVAL`` Student t interval,
+    """(total, low, high): the sum of ``parts`` and its ``calibrate.INTERVAL`` Student t interval,
     with the standard deviations combined in quadrature and ``min(n) - 1`` degrees of
     freedom over the parts with a spread; ``low`` is never below 0 (a cost is not
     negative)."""
@@ -81,26 +83,8 @@ def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
     spread = [p for p in parts if p.var > 0]
     if not spread:
         return total, total, total
-    df = min(p.n for p in spread) - 1
-    half = float(stats.t.ppf(0.5 + INTERVAL / 2, df)) * math.sqrt(sum(p.var for p in spread))
-    return total, max(0.0, total - half), total + half
-
-
-def step_counts(
-    scheduler: DropScheduler, epochs: int, batch_sizes: Sequence[int]
-) -> Counter[tuple[float, int]]:
-    """How many training steps a run takes at each (keep, batch samples): the scheduler's
-    keep at every step of every epoch, the step's samples from ``batch_sizes``."""
-    counts: Counter[tuple[float, int]] = Counter()
-    for epoch in range(epochs):
-        keeps = scheduler.epoch_keeps(epoch, len(batch_sizes))
-        counts.update(zip(keeps, batch_sizes, strict=True))
-    return counts
-
-
-def batch_sizes(samples: int, batch_size: int) -> list[int]:
-    """The samples of each batch of one pass over ``samples`` (the last may be short)."""
-    return [min(batch_size, samples - start) for start in range(0, samples, batch_size)]
+    low, high = t_interval(total, sum(p.var for p in spread), min(p.n for p in spread) - 1)
+    return total, max(0.0, low), high
 
 
 def keep_shares(counts: Counter[tuple[float, int]], unit: int) -> dict[float, tuple[int, float]]:
@@ -119,36 +103,6 @@ class Extras:
 
     flops_s: float
     checkpoint_s: float
-
-
-@dataclass
-class RunPlan:
-    """A planned run: its built context, steps per (keep, samples), validation batches."""
-
-    spec: RunSpec
-    ctx: RunContext
-    counts: Counter[tuple[float, int]]
-    val_sizes: list[int]
-    price_keys: dict[float, str] = field(default_factory=dict)
-    eval_key: str = ""
-
-    @property
-    def epochs(self) -> int:
-        return self.spec.train.epochs
-
-    @property
-    def unit(self) -> int:
-        """Samples of a calibrated step: a full batch (the training set, when smaller)."""
-        return min(self.spec.data.batch_size, len(self.ctx.data.x_train))
-
-    def notes(self) -> list[str]:
-        """What the prediction of this run cannot know."""
-        notes = []
-        if self.spec.stop_at_target:
-            notes.append("stop_at_target: predicted for every planned epoch")
-        if type(self.ctx.method).start_epoch is not Method.start_epoch:
-            notes.append("the method may change the model during training: priced as prepared")
-        return notes
 
 
 def predict_time_energy(
@@ -238,48 +192,6 @@ def predict_run(
     return row
 
 
-def _price_key(spec: RunSpec, ctx: RunContext, keep: float) -> str:
-    """Runs share a step price at ``keep`` when their models, as their methods prepared
-    them, have the same parameters, trainable parameters and analytic FLOPs (forward,
-    backward, selection) at that keep, with the same task, data, batch size, optimizer,
-    device and precision. ``keep`` 1.0 of a model whose layers ssProp converted is priced
-    with its dense twin: at keep 1.0 those layers run torch's own."""
-    report = count_flops_at(ctx.model, (spec.data.batch_size, *ctx.data.input_shape), keep)
-    params = list(ctx.model.parameters())
-    return json.dumps(
-        [
-            spec.task.model_dump(mode="json"),
-            spec.data.model_dump(mode="json"),
-            [spec.train.optimizer, spec.train.amp, str(ctx.device)],
-            [sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)],
-            [report.forward, report.backward, report.selection, keep],
-        ],
-        sort_keys=True,
-    )
-
-
-def plan_run(spec: RunSpec, data: Dataset) -> RunPlan:
-    """Build the run (seeded, on its device) and count its steps per keep and samples."""
-    ctx = build_run(spec, data)
-    sizes = batch_sizes(len(data.x_train), spec.data.batch_size)
-    counts = step_counts(ctx.method.scheduler, spec.train.epochs, sizes)
-    plan = RunPlan(spec, ctx, counts, batch_sizes(len(data.x_val), spec.data.batch_size))
-    keeps = dict.fromkeys(k for k, _ in counts)
-    plan.price_keys = {k: _price_key(spec, ctx, k) for k in keeps}
-    plan.eval_key = _price_key(spec, ctx, 1.0)
-    return plan
-
-
-def _position(plan: RunPlan, keep: float) -> tuple[int, int]:
-    """The first (epoch, step) at which the run's schedule uses ``keep``."""
-    steps = len(batch_sizes(len(plan.ctx.data.x_train), plan.spec.data.batch_size))
-    for epoch in range(plan.epochs):
-        keeps = plan.ctx.method.scheduler.epoch_keeps(epoch, steps)
-        if keep in keeps:
-            return epoch, keeps.index(keep)
-    raise ValueError(f"keep {keep} is not in the schedule")
-
-
 @dataclass
 class Calibrated:
     """One calibration: what it priced, on which run, its prices and what it cost."""
@@ -337,7 +249,7 @@ def _calibrate(
         ctx, spec = plan.ctx, plan.spec
         for keep, key in plan.price_keys.items():
             if key not in steps:
-                position = _position(plan, keep)
+                position = first_position(plan, keep)
                 steps[key] = _metered(
                     meter,
                     plan,
@@ -396,7 +308,10 @@ def estimate_sweep(
     estimate.csv and calibration.csv into the sweep folder (``OUT/NAME``), where
     ``profile`` finds them and records each run's prediction in its meta.json.
 
-    ``steps``: measured steps per priced keep at most (at least 2). Bad input (the config,
+    ``steps``: measured steps per priced keep at most (at least 2). With
+    ``energy.phase_calibration`` the same meter also calibrates the phases of every unit
+    not yet in the sweep's phase_calibration.csv (:mod:`.phases`), and estimate.csv gains
+    each run's predicted ``energy_j_<phase>_calibrated``. Bad input (the config,
     ``steps``, an unwritable folder) is a UserError; nothing else in the folder changes."""
     if steps < 2:
         raise UserError(f"--steps: must be >= 2 (a spread needs two steps), got {steps}")
@@ -406,16 +321,11 @@ def estimate_sweep(
         sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{sweep_dir}: cannot write results here ({exc.strerror})") from None
-    data: dict[str, Dataset] = {}
-    plans = []
-    for spec in plan_runs(cfg, source):
-        key = spec.data.model_dump_json() + spec.task.model_dump_json()
-        if key not in data:
-            data[key] = load_run_data(spec)
-        plans.append(plan_run(spec, data[key]))
+    plans = plan_sweep(plan_runs(cfg, source))
     meter = build_meter(plans[0].spec.energy, plans[0].ctx.device)
     with meter:
         step_prices, eval_prices = _calibrate(meter, plans, steps)
+        phases = sweep_phases(plans, sweep_dir, meter) if cfg.energy.phase_calibration else None
         sources = [s.name for s in meter.sources]
         intensity = meter.carbon_intensity_g_per_kwh
         cost = meter.totals("calibration")
@@ -426,6 +336,8 @@ def estimate_sweep(
         assert evaluation.extras is not None
         prices = {k: step_prices[key].prices for k, key in plan.price_keys.items()}
         row = predict_run(plan, prices, evaluation.prices, evaluation.extras, sources, intensity)
+        if phases is not None:
+            row.update(predicted_phases(plan, phases.prices))
         rows.append({**row, "estimated_at": stamp})
     calibrations = [*step_prices.values(), *eval_prices.values()]
     table = pd.DataFrame([_calibration_row(c, sources) for c in calibrations])
@@ -436,6 +348,7 @@ def estimate_sweep(
     paths = (
         atomic_write_csv(sweep_dir / ESTIMATE, runs),
         atomic_write_csv(sweep_dir / CALIBRATION, table),
+        *(() if phases is None else (phases.path,)),
     )
     return SweepEstimate(
         sweep_dir,

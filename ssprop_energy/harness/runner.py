@@ -31,7 +31,8 @@ from ..store import (
 )
 from .build import build_run, init_weights, load_run_data
 from .config import ProfileConfig
-from .distributed import RankGroup
+from .distributed import RankGroup, check_distributable
+from .phases import calibrate_sweep_phases
 from .progress import Reporter, default_reporter
 from .runs import RunSpec, plan_runs
 from .shard import Shard, matrix_table, shard_runs
@@ -179,20 +180,23 @@ def run_sweep(
     planned = plan_runs(cfg, source)
     runs = select_runs(shard_runs(planned, shard), only, max_runs)
     estimates = read_estimates(sweep_dir)
+    if group is not None:
+        check_distributable(cfg)
     main = group is None or group.is_main
     if main:
         _prepare_output(cfg, sweep_dir, planned)
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
+            phases = _phase_calibration(cfg, runs, sweep_dir, bool(only), reporter)
             for index, spec in enumerate(runs, 1):
-                estimate = estimates.get(spec.run_id)
+                recorded = (estimates.get(spec.run_id), phases.get(spec.run_id))
                 position = (index, len(runs))
                 if not main:
-                    _follow(spec, sweep_dir, estimate, group, result)
+                    _follow(spec, sweep_dir, recorded, group, result)
                     continue
                 started = _claim_and_run(
-                    spec, sweep_dir, position, bool(only), reporter, result, estimate, group
+                    spec, sweep_dir, position, bool(only), reporter, result, recorded, group
                 )
                 if group is not None and not started:
                     group.agree(False)
@@ -211,7 +215,7 @@ def run_sweep(
 def _follow(
     spec: RunSpec,
     sweep_dir: Path,
-    estimate: dict[str, Any] | None,
+    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
     group: RankGroup | None,
     result: SweepResult,
 ) -> None:
@@ -220,9 +224,39 @@ def _follow(
     if group.agree(False):
         result.current = spec.run_id
         result.outcomes.append(
-            run_training(spec, sweep_dir / spec.run_id, None, None, estimate, group)
+            run_training(spec, sweep_dir / spec.run_id, None, None, *recorded, group)
         )
         result.current = None
+
+
+def _phase_calibration(
+    cfg: ProfileConfig, runs: list[RunSpec], sweep_dir: Path, rerun: bool, reporter: Reporter
+) -> dict[str, dict[str, Any]]:
+    """With ``energy.phase_calibration``: calibrate the phases of the runs still to train
+    (:mod:`.phases`), once, before training; each run's meta.json entry by run id."""
+    if not cfg.energy.phase_calibration:
+        return {}
+    pending = [s for s in runs if rerun or not _settled(sweep_dir / s.run_id)]
+    if not pending:
+        return {}
+    reporter.message(f"phase calibration: {len(pending)} runs to train")
+    phases, entries = calibrate_sweep_phases(pending, sweep_dir)
+    if phases.calibrated:
+        reporter.message(
+            f"phase calibration: {phases.calibrated} units in {phases.time_s:.1f} s, "
+            f"{phases.energy_j:.4g} J ({phases.provenance}); {phases.path}"
+        )
+    else:
+        reporter.message(f"phase calibration: every unit reused from {phases.path}")
+    return entries
+
+
+def _settled(run_dir: Path) -> bool:
+    """True for a stored run a sweep does not train again."""
+    if not is_run_dir(run_dir):
+        return False
+    record = load_run(run_dir)
+    return record.damage is None and record.status in SETTLED
 
 
 def _claim_and_run(
@@ -232,7 +266,7 @@ def _claim_and_run(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    estimate: dict[str, Any] | None,
+    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
     group: RankGroup | None = None,
 ) -> bool:
     """Claim one run and train it; a run that waits for another's weights is not started,
@@ -253,7 +287,7 @@ def _claim_and_run(
         return False
     try:
         with lock:
-            return _run_claimed(spec, run_dir, position, rerun, reporter, result, estimate, group)
+            return _run_claimed(spec, run_dir, position, rerun, reporter, result, recorded, group)
     finally:
         _remove_if_empty(run_dir)
 
@@ -265,11 +299,12 @@ def _run_claimed(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    estimate: dict[str, Any] | None,
+    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
     group: RankGroup | None = None,
 ) -> bool:
     """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``;
-    True when training started (after telling the other ranks of ``group`` to join)."""
+    ``recorded``: its estimate and phase calibration entries for meta.json. True when
+    training started (after telling the other ranks of ``group`` to join)."""
     tag = f"[run {position[0]}/{position[1]} {spec.run_id}]"
     record = load_run(run_dir) if is_run_dir(run_dir) else None
     if record is not None and not rerun:
@@ -290,7 +325,7 @@ def _run_claimed(
     reporter.run_started(position[0], position[1], spec, run_dir)
     result.current = spec.run_id
     try:
-        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, estimate, group)
+        outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, *recorded, group)
     except UserError:
         _put_back(run_dir, replaced)
         raise

@@ -27,8 +27,8 @@ from .config import (
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run needs; ``run_id`` hashes all of it but the output folder and the
-    inference measurement (which does not change training)."""
+    """Everything one run needs; ``run_id`` hashes all of it but the output folder, the
+    inference measurement and the phase calibration (which do not change training)."""
 
     sweep: str
     method: MethodConfig
@@ -62,7 +62,7 @@ class RunSpec:
             "train": self.train.model_dump(mode="json"),
             "method": {**self.method.model_dump(mode="json"), "label": self.label},
             "seed": self.seed,
-            "energy": self.energy.model_dump(mode="json"),
+            "energy": self.energy.model_dump(mode="json", exclude={"phase_calibration"}),
             "target_accuracy": self.target_accuracy,
             "stop_at_target": self.stop_at_target,
             "save_weights": self.save_weights,

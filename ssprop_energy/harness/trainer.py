@@ -117,10 +117,13 @@ def train_step(
     scaler: torch.amp.GradScaler,
     batches: Iterator[Batch],
     position: tuple[int, int],
+    until: str = "optimizer",
 ) -> tuple[float, float]:
     """One training step at ``position`` (epoch, step): the method's keep, the metered data,
     forward, backward and optimizer windows, and the step's FLOPs, added to ``acc``;
-    returns (keep, loss)."""
+    returns (keep, loss). ``until``: the last phase to run (``forward``, ``backward`` or
+    ``optimizer``); a step cut short after ``backward`` drops its gradients, and adds no
+    step to ``acc`` (the phase calibration's blocks, :mod:`.phases`)."""
     epoch, step = position
     model, method, opt = ctx.model, ctx.method, ctx.optimizer
     keep = method.start_step(model, epoch, step)
@@ -139,9 +142,14 @@ def train_step(
         raise RunDiverged(
             f"loss became {loss_value} at epoch {epoch_number(epoch)}, step {step + 1}"
         )
+    if until == "forward":
+        return keep, loss_value
     meter.begin("backward")
     scaler.scale(loss).backward()
     acc.add_window("backward", meter.end("backward"))
+    if until == "backward":
+        opt.zero_grad(set_to_none=True)
+        return keep, loss_value
     meter.begin("optimizer")
     scaler.step(opt)
     scaler.update()
@@ -290,12 +298,14 @@ def run_training(
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     estimate: dict[str, Any] | None = None,
+    phase_calibration: dict[str, Any] | None = None,
     group: RankGroup | None = None,
 ) -> RunOutcome:
     """Train (or resume) one run, storing meta.json, epochs.csv and the power chunks as it goes,
     then measure the final model's inference cost (inference.csv) before the run is
     ``finished`` and its checkpoint removed. ``estimate``: the run's predicted cost from the
-    sweep's estimate.csv, kept in meta.json.
+    sweep's estimate.csv, kept in meta.json; ``phase_calibration``: the run's entry of the
+    sweep's phase calibration (:mod:`.phases`), kept there too.
 
     However the run ends, meta.json says how, its ``epochs_done`` counts the rows of
     epochs.csv, and no temporary file stays behind: a NaN loss marks the run ``diverged``;
@@ -315,6 +325,7 @@ def run_training(
     store = RunStore(run_dir)
     meta = _spec_meta(spec)
     meta.estimate = estimate
+    meta.phase_calibration = phase_calibration
     epochs = store.read_epochs()
     meta.epochs_done = len(epochs)
     status: Status = "running"

@@ -322,6 +322,20 @@ class EnergyMeter:
         return [s.info for s in self._hardware.sources]
 
     @property
+    def update_period_s(self) -> float:
+        """The longest update period among the sources with a figure: a counter's
+        ``resolution_s``, the sampler's ``interval_s`` for power readings and models (0 when
+        no source has a figure). A window as long as a few of these is read directly."""
+        if not self._started:
+            raise RuntimeError("start the EnergyMeter to discover its sources")
+        periods = [
+            s.resolution_s if s.is_counter else self.interval_s
+            for s in self._hardware.sources
+            if s.info.provenance != UNAVAILABLE
+        ]
+        return max(periods, default=0.0)
+
+    @property
     def hardware(self) -> Hardware:
         """What discovery found (sources, GPU models, driver); read it, do not close it."""
         if not self._started:

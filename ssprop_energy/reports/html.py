@@ -251,6 +251,9 @@ PHASE_COLUMNS = (
     "time_s",
     "energy_j",
     "provenance",
+    "energy_j_calibrated",
+    "provenance_calibrated",
+    "note_calibrated",
     "flops",
     "j_per_gflop",
 )

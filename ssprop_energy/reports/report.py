@@ -32,6 +32,7 @@ from .empty import empty_column_notes, sources_without_figures
 from .noise import idle_drift_flags, run_noise
 from .ranks import rank_notes, rank_rows, rank_summary
 from .runs import (
+    calibrated_phases,
     match_key,
     phase_rows,
     sources_of,
@@ -247,6 +248,15 @@ def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """One table of per-run frames, ``run`` first."""
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run"])
     return table[["run", *(c for c in table.columns if c != "run")]]
+
+
+CITE_CALIBRATED = (
+    "phases.csv: cite energy_j_calibrated for the energy of a forward, backward or "
+    "optimizer phase (differential: from blocks of steps long enough for the energy "
+    "counter); energy_j is the phases' own windows, split by time where they are shorter "
+    "than the counter's update period (provenance split), as if every phase drew the same power"
+)
+"""The report's note on which phase figure to cite, where a run has a phase calibration."""
 
 
 ENVIRONMENT_FIELDS = ("gpus", "driver", "cuda", "cpu", "torch", "python", "platform")
@@ -468,12 +478,15 @@ def build_report(
     power, power_epochs, power_notes = _power(records, names)
     ranks = _tidy(rank_rows, records, names)
     notes += rank_notes(ranks, summary) + power_notes + flags
+    calibrated = [calibrated_phases(r) for r in records]
+    if any(calibrated):
+        notes.append(CITE_CALIBRATED)
     sweeps = list(dict.fromkeys(summary["sweep"]))
     return Report(
         runs=summary,
         methods=methods[_beside(list(methods.columns))],
         epochs=epochs[_beside(list(epochs.columns))],
-        phases=phase_rows(summary, list(sources)),
+        phases=phase_rows(summary, list(sources), calibrated),
         setups=setups,
         power=power,
         power_epochs=power_epochs,

@@ -21,6 +21,7 @@ from ..store import (
     FINISHED,
     FLOPS_OF_PHASE,
     INFERENCE,
+    META,
     PHASES,
     PREDICTED,
     RunRecord,
@@ -292,10 +293,68 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
     return epochs
 
 
-def phase_rows(summary: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
-    """One row per run and phase: seconds, joules (total and per source), FLOPs, J/GFLOP."""
+CALIBRATED_COLUMNS = ("energy_j_calibrated", "provenance_calibrated", "note_calibrated")
+"""phases.csv's columns from a run's differential phase calibration (meta.json's
+``phase_calibration``), beside the windowed ``energy_j``."""
+
+
+def calibrated_phases(record: RunRecord) -> dict[str, tuple[float, str, str]]:
+    """Per calibrated phase, (joules, provenance, note) over the run's stored epochs: each
+    keep's calibrated joules per step times the steps the run took at that keep (its
+    planned steps per epoch and keep, over the epochs in epochs.csv). Empty without a
+    calibration. A phase without a figure at some keep (within noise, no energy source)
+    has none, and the note says why; so has every phase when the planned steps disagree
+    with the stored ``steps``."""
+    entry = record.meta.get("phase_calibration")
+    if not entry:
+        return {}
+    try:
+        return _calibrated(entry, record.epochs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{record.path / META}: phase_calibration: {exc!r}") from None
+
+
+def _calibrated(entry: dict[str, Any], stored: pd.DataFrame) -> dict[str, tuple[float, str, str]]:
+    """:func:`calibrated_phases` of one meta.json entry and the run's epoch rows."""
+    epochs = {int(e) for e in stored["epoch"]} if "epoch" in stored else set()
+    counts: dict[float, int] = {}
+    for epoch, keep, steps in entry.get("steps", []):
+        if int(epoch) in epochs:
+            counts[float(keep)] = counts.get(float(keep), 0) + int(steps)
+    prices: dict[str, dict[float, dict[str, Any]]] = {}
+    for price in entry.get("prices", []):
+        prices.setdefault(str(price["phase"]), {})[float(price["keep"])] = price
+    taken = _total(stored, "steps")
+    if not epochs or sum(counts.values()) != taken:
+        note = "no stored epoch" if not epochs else "the stored steps differ from the plan"
+        return {phase: (math.nan, UNAVAILABLE, note) for phase in prices}
+    result = {}
+    for phase, at_keep in prices.items():
+        used = [(k, n, at_keep.get(k)) for k, n in counts.items() if n]
+        missing = [
+            f"keep {k}: {p['note'] if p else 'not calibrated'}"
+            for k, _, p in used
+            if p is None or p["energy_j_per_step"] is None
+        ]
+        if missing:
+            result[phase] = (math.nan, UNAVAILABLE, "; ".join(missing))
+            continue
+        joules = sum(n * float(p["energy_j_per_step"]) for _, n, p in used if p)
+        result[phase] = (joules, combine(p["provenance"] for _, _, p in used if p), "")
+    return result
+
+
+def phase_rows(
+    summary: pd.DataFrame,
+    sources: list[str],
+    calibrated: list[dict[str, tuple[float, str, str]]] | None = None,
+) -> pd.DataFrame:
+    """One row per run and phase: seconds, joules (total and per source), FLOPs, J/GFLOP;
+    with ``calibrated`` (per run, :func:`calibrated_phases`) where any run has it, the
+    ``CALIBRATED_COLUMNS`` too."""
+    with_calibration = calibrated is not None and any(calibrated)
     rows = []
-    for _, run in summary.iterrows():
+    for index, (_, run) in enumerate(summary.iterrows()):
         for phase in PHASES:
             if f"time_s_{phase}" not in run and f"energy_j_{phase}" not in run:
                 continue
@@ -313,6 +372,10 @@ def phase_rows(summary: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
                 "flops": flops,
                 "j_per_gflop": run.get(f"j_per_gflop_{phase}", math.nan),
             }
+            if with_calibration:
+                assert calibrated is not None
+                figure = calibrated[index].get(phase, (math.nan, UNAVAILABLE, ""))
+                row.update(zip(CALIBRATED_COLUMNS, figure, strict=True))
             for source in sources:
                 row[f"energy_j_{source}"] = run.get(f"energy_j_{phase}_{source}", math.nan)
                 row[f"provenance_{source}"] = run.get(f"provenance_{source}", UNAVAILABLE)

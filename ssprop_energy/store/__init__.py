@@ -28,6 +28,7 @@ from .records import (
     read_estimates,
     read_matrix,
     read_meta,
+    read_phase_calibration,
     write_matrix,
 )
 from .schema import (
@@ -51,6 +52,7 @@ from .schema import (
     MATRIX_COLUMNS,
     META,
     NO_SETUP,
+    PHASE_CALIBRATION,
     PHASES,
     POWER,
     POWER_DIR,
@@ -89,6 +91,7 @@ __all__ = [
     "META",
     "NO_SETUP",
     "PHASES",
+    "PHASE_CALIBRATION",
     "POWER",
     "POWER_DIR",
     "PREDICTED",
@@ -123,6 +126,7 @@ __all__ = [
     "read_estimates",
     "read_matrix",
     "read_meta",
+    "read_phase_calibration",
     "remove_temp_files",
     "setup_label",
     "write_matrix",

@@ -35,6 +35,9 @@ from .schema import (
     MATRIX_COLUMNS,
     META,
     META_SCHEMA,
+    PHASE_CALIBRATION,
+    PHASE_CALIBRATION_COLUMNS,
+    PHASE_CALIBRATION_TEXT_COLUMNS,
     RANKS_DIR,
     RunMeta,
 )
@@ -109,6 +112,24 @@ def check_matrix(frame: pd.DataFrame, path: Path) -> None:
     twice = frame["run_id"][frame["run_id"].duplicated()]
     if len(twice):
         raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
+
+
+def check_phase_calibration(frame: pd.DataFrame, path: Path) -> None:
+    """phase_calibration.csv's schema: the columns read back, numbers but for the text
+    columns, each unit's phase once."""
+    _required(frame, path, PHASE_CALIBRATION_COLUMNS)
+    _numeric(frame, path, PHASE_CALIBRATION_TEXT_COLUMNS)
+    twice = frame[frame.duplicated(["unit", "phase"])]
+    if len(twice):
+        unit, phase = twice.iloc[0]["unit"], twice.iloc[0]["phase"]
+        raise StoreDamaged(f"{path}: unit {unit} phase {phase} appears twice")
+
+
+def read_phase_calibration(sweep_dir: Path | str) -> pd.DataFrame:
+    """The sweep's phase_calibration.csv (empty without one); a file that does not parse or
+    fit is a StoreDamaged error naming it."""
+    frame = _read_csv(Path(sweep_dir) / PHASE_CALIBRATION, check_phase_calibration)
+    return frame.astype({"unit": str}) if not frame.empty else frame
 
 
 def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:

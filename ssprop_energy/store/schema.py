@@ -34,6 +34,34 @@ MATRIX = "matrix.csv"
 """In a sweep folder: every planned run of the config (``profile`` writes it), so a report
 of a sweep spread over many processes can say which runs are still missing."""
 MATRIX_COLUMNS = ("run_id", "method_label", "seed", "setup")
+PHASE_CALIBRATION = "phase_calibration.csv"
+"""In a sweep folder: the differential phase calibration (``energy.phase_calibration``)."""
+PHASE_CALIBRATION_COLUMNS = (
+    "unit",
+    "keep",
+    "phase",
+    "time_s_per_step",
+    "energy_j_per_step",
+    "energy_j_per_step_low",
+    "energy_j_per_step_high",
+    "provenance",
+    "windowed_energy_j_per_step",
+    "windowed_provenance",
+    "note",
+)
+"""Columns of phase_calibration.csv that ``profile`` reads back to reuse a calibration."""
+PHASE_CALIBRATION_TEXT_COLUMNS = (
+    "unit",
+    "model",
+    "task",
+    "amp",
+    "calibrated_on",
+    "phase",
+    "provenance",
+    "windowed_provenance",
+    "note",
+)
+"""Columns of phase_calibration.csv that hold text (or flags); the rest hold numbers."""
 INFERENCE_COLUMNS = (
     "batch_size",
     "params",
@@ -107,7 +135,9 @@ class RunMeta:
     profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
     ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
     its model was built. ``estimate``: the run's row of the sweep's estimate.csv when there
-    was one (``ESTIMATE_RECORDED``), else None. ``notes``: what went wrong while metering a
+    was one (``ESTIMATE_RECORDED``), else None. ``phase_calibration``: the calibrated price of
+    each phase at each keep the run's schedule uses and its planned steps per epoch and keep
+    (``energy.phase_calibration``), else None. ``notes``: what went wrong while metering a
     run that went on (a recorded run's metering faults), one line each. ``distributed``:
     the ranks of a run trained on many processes (docs/distributed.md), else None."""
 
@@ -138,6 +168,7 @@ class RunMeta:
     estimate: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     distributed: dict[str, Any] | None = None
+    phase_calibration: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -81,6 +81,14 @@ def test_launch_options_are_torchruns() -> None:
             bad.torchrun_args()
 
 
+def test_phase_calibration_is_refused_before_any_rank_starts(tmp_path: Path) -> None:
+    config = write_config(tmp_path, energy={"phase_calibration": True})
+    result = _launch(config)
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: energy.phase_calibration: not available")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_totals_add_up_the_ranks_and_leave_siblings_out_of_contention() -> None:
     def row(rank: int, gpu_j: float, own: float, other: float, load: float) -> dict:
         return {

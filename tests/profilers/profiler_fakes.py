@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,9 +28,11 @@ class FakeGpu:
     energy drawn up to its last update, every ``update_s`` seconds, like NVML's.
 
     ``counter``: whether the total-energy counter is supported. ``reported_power_w``: what
-    ``nvmlDeviceGetPowerUsage`` says (defaults to the true power). ``reported_noise_w``: the
-    reading alternates this far above and below it. ``fail_after``: counter and power calls
-    raise after this many calls (errors mid-run)."""
+    ``nvmlDeviceGetPowerUsage`` says (defaults to the true power; with ``power_mean_s``, the
+    mean power over the last that many seconds, as NVML reports on Ampere and newer).
+    ``reported_noise_w``: the reading alternates this far above and below it.
+    ``fail_after``: counter and power calls raise after this many calls (errors mid-run).
+    ``clock``: the time in seconds (a simulated one for tests that do not sleep)."""
 
     uuid: str
     name: str = "Fake A100"
@@ -40,15 +43,17 @@ class FakeGpu:
     reported_noise_w: float = 0.0
     extras: bool = True
     fail_after: int | None = None
+    power_mean_s: float = 0.0
+    clock: Callable[[], float] = time.perf_counter
 
     def __post_init__(self) -> None:
-        self.t0 = time.perf_counter()
+        self.t0 = self.clock()
         self.calls = 0
         self._segments = [(self.t0, 0.0, self.power_w)]  # (from, joules drawn by then, watts)
 
     def set_power(self, power_w: float) -> None:
         """Draw ``power_w`` from now on."""
-        now = time.perf_counter()
+        now = self.clock()
         self._segments.append((now, self.drawn_j(now), power_w))
         self.power_w = power_w
 
@@ -64,12 +69,17 @@ class FakeGpu:
 
     def energy_mj(self) -> int:
         self._tick()
-        steps = math.floor((time.perf_counter() - self.t0) / self.update_s)
+        steps = math.floor((self.clock() - self.t0) / self.update_s)
         return round(self.drawn_j(self.t0 + steps * self.update_s) * 1000)
 
     def power_mw(self) -> int:
         self._tick()
         reported = self.power_w if self.reported_power_w is None else self.reported_power_w
+        if self.power_mean_s > 0 and self.reported_power_w is None:
+            now = self.clock()
+            since = max(self.t0, now - self.power_mean_s)
+            if now > since:
+                reported = (self.drawn_j(now) - self.drawn_j(since)) / (now - since)
         reported += self.reported_noise_w * (-1) ** self.calls
         return round(reported * 1000)
 

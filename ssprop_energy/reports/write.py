@@ -17,14 +17,15 @@ CSV_FILES = {
     "phases.csv": "phases",
     "setups.csv": "setups",
 }
-WHEN_PRESENT = {"inference.csv": "inference", "gates.csv": "gates"}
+WHEN_PRESENT = {"inference.csv": "inference", "gates.csv": "gates", "sampling.csv": "sampling"}
 """Tables written only when some run has them (older stores, runs without gates)."""
 FIGURES = "figures"
 """The folder of the chart files: ``<key>.svg`` and ``<key>.pdf`` per chart of the page."""
 
 
 def write_report(report: Report, out_dir: Path | str) -> list[Path]:
-    """Write the CSV files (inference.csv and gates.csv only when some run has them),
+    """Write the CSV files (inference.csv, gates.csv and sampling.csv only when some run has
+    them),
     report.html, and each chart as ``figures/<key>.svg`` and ``figures/<key>.pdf`` into
     ``out_dir`` atomically; returns their paths. The files of a chart the data no longer
     supports are removed, so ``figures/`` always matches the page.

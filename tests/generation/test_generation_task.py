@@ -1,0 +1,173 @@
+"""The generation task: DDPM loss, DDIM sampling, the fd_classifier score, exact resume, the
+sample grids and scores in the report, and its config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ssprop_energy.data import DataConfig
+from ssprop_energy.errors import UserError
+from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.runs import plan_runs
+from ssprop_energy.harness.trainer import run_training
+from ssprop_energy.models import build_model
+from ssprop_energy.reports import build_report, write_report
+from ssprop_energy.store import load_run
+from ssprop_energy.tasks import Generation, GenerationConfig, fd_score
+from ssprop_energy.tasks.diffusion import alpha_bars, ddim_sample
+from ssprop_energy.tasks.fd_score import FeatureNet, Reference, reference, score, statistics
+
+DETERMINISTIC = ["epoch", "train_loss", "val_denoise_loss", "fd_classifier", "flops_backward"]
+
+
+def tiny(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "gen",
+        "model": {"name": "unet", "kwargs": {"width": 4, "levels": 1}},
+        "data": {"name": "digits", "image_size": 8, "batch_size": 128, "val_split": 0.75},
+        "task": {"name": "generation", "timesteps": 50, "sample_steps": 4, "samples": 32,
+                 "grid_size": 16, "grid_epochs": [1, 3]},
+        "train": {"epochs": 3, "optimizer": "adam", "lr": 0.01, "device": "cpu"},
+        "methods": [{"name": "dense"}],
+        "energy": {"codecarbon": False, "idle_s": 0, "interval_s": 0.05},
+        "inference": {"enabled": False},
+        "output": str(tmp_path / "runs"),
+    }  # fmt: skip
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted tiny run (3 epochs, grids after epochs 1 and 3)."""
+    tmp = tmp_path_factory.mktemp("gen")
+    (spec,) = plan_runs(parse_config(tiny(tmp)))
+    run_dir = tmp / "sweep" / "straight"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fd_score, "CLASSIFIER_EPOCHS", 1)
+        assert run_training(spec, run_dir).status == "finished"
+    return run_dir
+
+
+def test_the_denoising_loss_decreases_on_a_tiny_run(straight: Path) -> None:
+    epochs = load_run(straight).epochs
+    assert epochs["train_loss"].is_monotonic_decreasing
+    assert epochs["val_denoise_loss"].iloc[-1] < epochs["val_denoise_loss"].iloc[0]
+    assert epochs["fd_classifier"].notna().all() and (epochs["fd_classifier"] > 0).all()
+
+
+def test_the_run_stores_its_sampling_cost_and_chosen_grids(straight: Path) -> None:
+    record = load_run(straight)
+    assert list(record.sample_grids()) == [0, 2]
+    assert record.sample_grids()[2].read_bytes().startswith(b"\x89PNG")
+    sampling = record.sampling
+    assert sampling["epoch"].tolist() == [0, 1, 2] and (sampling["samples"] == 32).all()
+    assert (sampling["s_per_64"] == sampling["time_s"] * 2).all()
+    assert (sampling["provenance"] == "unavailable").all()  # no RAPL, no CodeCarbon here
+    assert len(list((straight.parent / "fd-classifier").glob("*.pt"))) == 1
+
+
+def test_an_interrupted_run_resumes_exactly(straight: Path) -> None:
+    (spec,) = plan_runs(parse_config(tiny(straight.parent.parent)))
+    run_dir = straight.parent / "resumed"
+
+    def stop_after_first(row: dict[str, Any]) -> None:
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(spec, run_dir, on_epoch=stop_after_first)
+    assert load_run(run_dir).status == "interrupted"
+    assert run_training(spec, run_dir).status == "finished"
+    resumed, expected = load_run(run_dir), load_run(straight)
+    pd.testing.assert_frame_equal(resumed.epochs[DETERMINISTIC], expected.epochs[DETERMINISTIC])
+    for epoch, path in expected.sample_grids().items():
+        assert resumed.sample_grids()[epoch].read_bytes() == path.read_bytes()
+
+
+def test_the_report_shows_the_grids_inline_with_the_scores(straight: Path, tmp_path: Path) -> None:
+    report = build_report([straight])
+    assert report.grids["epoch"].tolist() == [2]
+    assert not report.sampling.empty
+    written = write_report(report, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,iVBOR') == 1
+    assert "not Inception FID" in page and "val_denoise_loss" in page
+    assert tmp_path / "sampling.csv" in written and tmp_path / "figures/generation.svg" in written
+
+
+def test_sampling_is_deterministic_under_a_seed() -> None:
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=1, width=4, levels=1, time_input=True).eval()
+    abar = alpha_bars(50, "cosine")
+
+    def draw(seed: int) -> torch.Tensor:
+        return ddim_sample(model, (6, 1, 8, 8), abar, 5, seed, torch.device("cpu"), batch_size=4)
+
+    first = draw(3)
+    torch.rand(10)  # the global RNG does not matter
+    assert torch.equal(first, draw(3))
+    assert not torch.equal(first, draw(4))
+    assert first.abs().max() <= 1
+
+
+def test_the_score_is_zero_for_identical_sets_and_grows_with_noise() -> None:
+    torch.manual_seed(0)
+    net = FeatureNet(1, 10)
+    images = torch.rand(200, 1, 8, 8) * 2 - 1
+    ref = Reference(net, 0.0, *statistics(net.features(images)))
+    assert score(ref, images) == pytest.approx(0.0, abs=1e-9)
+    noised = [score(ref, images + s * torch.randn_like(images)) for s in (0.1, 0.5, 1.0)]
+    assert 0 < noised[0] < noised[1] < noised[2]
+
+
+def test_the_classifier_is_trained_once_per_data_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fd_score, "CLASSIFIER_EPOCHS", 1)
+    task = Generation(GenerationConfig())
+    data = task.build_data(DataConfig(image_size=8, val_split=0.9))
+    assert data.x_train.min() == -1 and data.x_train.max() == 1
+    first = reference(data, tmp_path)
+    (cached,) = tmp_path.glob("*.pt")
+    again = reference(data, tmp_path)
+    np.testing.assert_array_equal(first.mean, again.mean)
+    assert again.accuracy == first.accuracy and list(tmp_path.glob("*.pt")) == [cached]
+    other = task.build_data(DataConfig(image_size=8, val_split=0.9, seed=1))
+    reference(other, tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_generation_data_defaults_to_32_px(tmp_path: Path) -> None:
+    cfg = parse_config(tiny(tmp_path, data={"name": "digits"}))
+    assert cfg.data.image_size == 32
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data": {"name": "digits", "samples": 100}}, "data.samples: only the synthetic"),
+        ({"data": {"name": "digits", "classes": 3}}, "data.classes: only the synthetic"),
+        ({"data": {"name": "synthetic"}}, "data.name: the generation task learns real images"),
+        ({"target_accuracy": 0.5}, "target_accuracy: the generation task has no accuracy"),
+        ({"task": {"name": "generation", "lr": 1}}, "task.lr: unknown field"),
+        ({"task": {"name": "generation", "timesteps": 10, "sample_steps": 20}},
+         "task.sample_steps: at most timesteps (10), got 20"),
+        ({"task": {"name": "generation", "grid_epochs": [0]}}, "task.grid_epochs: epochs count"),
+        ({"task": {"name": "classification", "timesteps": 100}}, "task.timesteps: unknown field"),
+        ({"task": {"name": "classification"}}, "model: 'unet' is a model for the 'generation'"),
+    ],
+)  # fmt: skip
+def test_options_of_the_other_task_are_one_line_errors(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        parse_config(tiny(tmp_path, **overrides), "gen.yaml")
+    text = str(caught.value)
+    assert text.startswith(f"gen.yaml: {message}") and "\n" not in text

@@ -72,15 +72,18 @@ def ddim_sample(
     seed: int,
     device: torch.device,
     batch_size: int = 256,
+    eta: float = 0.0,
 ) -> torch.Tensor:
-    """``shape[0]`` images drawn with deterministic DDIM (eta = 0) over ``steps`` strided
-    steps, starting from noise drawn on the CPU with ``seed`` (the same images for the same
-    weights, whatever the device's RNG state); pixels clamped to [-1, 1]."""
-    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    """``shape[0]`` images drawn by DDIM over ``steps`` strided steps (``eta`` 0:
+    deterministic; 1: as noisy as DDPM's ancestral sampling), all noise drawn on the CPU from
+    ``seed`` (the same images for the same weights, whatever the device's RNG state); pixels
+    clamped to [-1, 1]."""
+    draws = torch.Generator().manual_seed(seed)
     times = ddim_times(len(abar), steps)
     out = []
-    for chunk in noise.split(batch_size):
-        x = chunk.to(device)
+    for start in range(0, shape[0], batch_size):
+        chunk = (min(batch_size, shape[0] - start), *shape[1:])
+        x = torch.randn(chunk, generator=draws).to(device)
         for i, t in enumerate(times):
             a = float(abar[t])
             a_prev = float(abar[times[i + 1]]) if i + 1 < len(times) else 1.0
@@ -88,6 +91,9 @@ def ddim_sample(
             eps = model(x, t_in).to(x.dtype)
             x0 = ((x - math.sqrt(1 - a) * eps) / math.sqrt(a)).clamp(-1, 1)
             eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
-            x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps
+            sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+            if sigma > 0:
+                x = x + sigma * torch.randn(chunk, generator=draws).to(device)
         out.append(x.clamp(-1, 1).cpu())
     return torch.cat(out)

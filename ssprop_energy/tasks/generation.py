@@ -1,6 +1,6 @@
 """``generation``: a DDPM (eps-prediction loss, linear or cosine beta schedule) on real
 images scaled to [-1, 1]; the validation denoising loss is the primary metric (lower is
-better), ``fd_classifier`` scores DDIM samples, and the sampling cost and sample grids are
+better), ``fd_classifier`` scores strided DDIM samples, and the sampling cost and sample grids are
 stored beside the epoch rows (docs/generation.md)."""
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class GenerationConfig(TaskConfig):
     timesteps: int = Field(1000, ge=2)
     beta_schedule: BetaSchedule = "linear"
     sample_steps: int = Field(50, ge=1)
+    sample_eta: float = Field(1.0, ge=0.0, le=1.0)
     samples: int = Field(256, ge=8)
     sample_seed: int = 0
     score_every: int = Field(1, ge=1)
@@ -102,8 +103,8 @@ def sampling_row(epoch: int, samples: int, steps: int, m: Measurement) -> dict[s
 class Generation(Task):
     """A DDPM on the UNet: ``train_loss`` is the eps-prediction MSE at uniformly drawn steps;
     ``val_denoise_loss`` the same on the validation split with steps and noise drawn from
-    ``sample_seed`` (the same draws every epoch); ``fd_classifier`` scores ``samples`` DDIM
-    samples (NaN on epochs not scored)."""
+    ``sample_seed`` (the same draws every epoch); ``fd_classifier`` scores ``samples`` images
+    drawn by strided DDIM sampling (NaN on epochs not scored)."""
 
     name = "generation"
     config_class = GenerationConfig
@@ -167,6 +168,7 @@ class Generation(Task):
             cfg.sample_steps,
             cfg.sample_seed,
             end.device,
+            eta=cfg.sample_eta,
         )
         m = end.meter.end(SAMPLING_WINDOW)
         store = RunStore(end.run_dir)

@@ -107,14 +107,17 @@ def test_sampling_is_deterministic_under_a_seed() -> None:
     model = build_model("unet", in_channels=1, width=4, levels=1, time_input=True).eval()
     abar = alpha_bars(50, "cosine")
 
-    def draw(seed: int) -> torch.Tensor:
-        return ddim_sample(model, (6, 1, 8, 8), abar, 5, seed, torch.device("cpu"), batch_size=4)
+    def draw(seed: int, eta: float) -> torch.Tensor:
+        cpu = torch.device("cpu")
+        return ddim_sample(model, (6, 1, 8, 8), abar, 5, seed, cpu, batch_size=4, eta=eta)
 
-    first = draw(3)
-    torch.rand(10)  # the global RNG does not matter
-    assert torch.equal(first, draw(3))
-    assert not torch.equal(first, draw(4))
-    assert first.abs().max() <= 1
+    for eta in (0.0, 1.0):
+        first = draw(3, eta)
+        torch.rand(10)  # the global RNG does not matter
+        assert torch.equal(first, draw(3, eta))
+        assert not torch.equal(first, draw(4, eta))
+        assert first.abs().max() <= 1
+    assert not torch.equal(draw(3, 0.0), draw(3, 1.0))
 
 
 def test_the_score_is_zero_for_identical_sets_and_grows_with_noise() -> None:

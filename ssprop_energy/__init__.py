@@ -40,13 +40,14 @@ from .sparse import (
     sparse_layers,
 )
 from .store import RunRecord, load_sweep
-from .tasks import Task, TaskConfig, register_task
+from .tasks import EpochEnd, Task, TaskConfig, register_task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DropScheduler",
     "EnergyMeter",
+    "EpochEnd",
     "FlopReport",
     "Measurement",
     "Method",

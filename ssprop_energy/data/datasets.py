@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,35 +119,51 @@ def _checked(x_raw: object, y_raw: object, source: str) -> tuple[np.ndarray, np.
     return x, labels, int(labels.max()) + 1
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, cfg: DataConfig, classes: int) -> Dataset:
+Scale = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""Pixels of all images, scaled by statistics of the training images (the second argument)."""
+
+
+def standardize(x: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """Zero mean and unit standard deviation over the training pixels."""
+    return (x - train.mean()) / train.std().clamp_min(1e-8)
+
+
+def symmetric_range(x: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """The training pixels' minimum to -1 and maximum to 1."""
+    low, high = train.min(), train.max()
+    return (x - low) / (high - low).clamp_min(1e-8) * 2 - 1
+
+
+def _split(
+    x: torch.Tensor, y: torch.Tensor, cfg: DataConfig, classes: int, scale: Scale
+) -> Dataset:
     gen = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(x), generator=gen)
     n_val = max(1, round(len(x) * cfg.val_split))
     if n_val >= len(x):
         raise UserError(f"data.val_split: leaves no training samples ({len(x)} in all)")
     val, train = order[:n_val], order[n_val:]
-    mean, std = x[train].mean(), x[train].std().clamp_min(1e-8)
-    x = (x - mean) / std
+    x = scale(x, x[train])
     return Dataset(x[train], y[train], x[val], y[val], classes)
 
 
-def _digits(cfg: DataConfig) -> Dataset:
+def _digits(cfg: DataConfig, scale: Scale) -> Dataset:
     from sklearn.datasets import load_digits
 
     data = load_digits()
     x = _images(data.images / 16.0, cfg, "digits")
-    return _split(x, torch.as_tensor(data.target, dtype=torch.long), cfg, 10)
+    return _split(x, torch.as_tensor(data.target, dtype=torch.long), cfg, 10, scale)
 
 
-def _synthetic(cfg: DataConfig) -> Dataset:
+def _synthetic(cfg: DataConfig, scale: Scale) -> Dataset:
     gen = torch.Generator().manual_seed(cfg.seed)
     channels = cfg.channels or 3
     x = torch.randn(cfg.samples, channels, cfg.image_size, cfg.image_size, generator=gen)
     y = torch.randint(0, cfg.classes, (cfg.samples,), generator=gen)
-    return _split(x, y, cfg, cfg.classes)
+    return _split(x, y, cfg, cfg.classes, scale)
 
 
-def _npz(cfg: DataConfig) -> Dataset:
+def _npz(cfg: DataConfig, scale: Scale) -> Dataset:
     if cfg.path is None:
         raise UserError("data.path: the npz data set needs a path to a .npz file with x and y")
     if not cfg.path.is_file():
@@ -161,10 +177,10 @@ def _npz(cfg: DataConfig) -> Dataset:
         raise UserError(f"data.path: {cfg.path}: not a readable .npz file ({exc})") from None
     x_np, y_np, classes = _checked(x_raw, y_raw, f"data.path: {cfg.path}")
     x = _images(x_np, cfg, str(cfg.path))
-    return _split(x, torch.as_tensor(y_np), cfg, classes)
+    return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
 
 
-def _torchvision(cfg: DataConfig) -> Dataset:
+def _torchvision(cfg: DataConfig, scale: Scale) -> Dataset:
     if importlib.util.find_spec("torchvision") is None:
         raise UserError(
             f"data.name: unknown data set {cfg.name!r} (digits, synthetic, npz; torchvision "
@@ -183,10 +199,11 @@ def _torchvision(cfg: DataConfig) -> Dataset:
         raise UserError(f"data.path: {root}: {cfg.name} not found{hint}: {exc}") from None
     x_np, y_np, classes = _checked(np.asarray(train.data), train.targets, f"data.path: {root}")
     x = _images(x_np / 255.0, cfg, cfg.name)
-    return _split(x, torch.as_tensor(y_np), cfg, classes)
+    return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
 
 
-def load_data(cfg: DataConfig) -> Dataset:
-    """The configured data set, normalised, with a seeded validation split."""
+def load_data(cfg: DataConfig, scale: Scale = standardize) -> Dataset:
+    """The configured data set with a seeded validation split, its pixels scaled by
+    ``scale`` (standardized by default; :func:`symmetric_range` for [-1, 1])."""
     loaders = {"digits": _digits, "synthetic": _synthetic, "npz": _npz}
-    return loaders.get(cfg.name, _torchvision)(cfg)
+    return loaders.get(cfg.name, _torchvision)(cfg, scale)

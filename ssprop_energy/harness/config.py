@@ -17,7 +17,7 @@ from ..data import DataConfig
 from ..errors import UserError
 from ..methods import AnyMethodConfig, DenseConfig, method_label
 from ..models import MODEL_TASKS, MODELS
-from ..tasks import AnyTaskConfig, ClassificationConfig
+from ..tasks import TASKS, AnyTaskConfig, ClassificationConfig, TaskConfig, build_task
 
 
 class _Section(BaseModel):
@@ -143,6 +143,22 @@ class ProfileConfig(_Section):
     def _folder_name(cls, value: str) -> str:
         return check_sweep_name(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_data(cls, raw: Any) -> Any:
+        """The ``data:`` section as the task checks it and fills in its defaults."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data", {}), dict):
+            return raw
+        task = raw.get("task", {})
+        name = task.get("name", TaskConfig().name) if isinstance(task, dict) else None
+        if name not in TASKS.names():
+            return raw
+        try:
+            data = TASKS.get(name).check_data(dict(raw.get("data", {})))
+        except ValueError as exc:
+            raise ValueError(f"data.{exc}") from None
+        return {**raw, "data": data}
+
     @model_validator(mode="after")
     def _check(self) -> ProfileConfig:
         trained_under = MODEL_TASKS.get(self.model.name or "", self.task.name)
@@ -151,6 +167,12 @@ class ProfileConfig(_Section):
                 f"model: {self.model.name!r} is a model for the {trained_under!r} task, not "
                 f"{self.task.name!r} (count its FLOPs with count_flops, or train it in your "
                 "own loop)"
+            )
+        metric = build_task(self.task).primary_metric
+        if self.target_accuracy is not None and metric != "accuracy":
+            raise ValueError(
+                f"target_accuracy: the {self.task.name} task has no accuracy (its primary "
+                f"metric is {metric})"
             )
         if self.stop_at_target and self.target_accuracy is None:
             raise ValueError("stop_at_target: needs target_accuracy")

@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import UserError
 from ..profilers import EnergyMeter, energy_meta
 from ..store import RunMeta
+from ..tasks import TASKS, Task
 from .build import RunContext
 from .config import EnergyConfig, ProfileConfig
 from .rank_rows import RankFiles, total_row
@@ -265,12 +266,15 @@ class RankRun:
 
 def check_distributable(cfg: ProfileConfig) -> None:
     """A UserError for a config a distributed launch cannot train: the differential phase
-    calibration times blocks of steps on one process, while the other ranks would wait."""
+    calibration times blocks of steps on one process, and a task's end-of-epoch work
+    (``Task.end_epoch``: a generation run's sampling) runs on one model, not on every rank."""
+    where = "not available for runs on many processes (--nproc-per-node, torchrun)"
     if cfg.energy.phase_calibration:
         raise UserError(
-            "energy.phase_calibration: not available for runs on many processes "
-            "(--nproc-per-node, torchrun); calibrate on one process or turn it off"
+            f"energy.phase_calibration: {where}; calibrate on one process or turn it off"
         )
+    if TASKS.get(cfg.task.name).end_epoch is not Task.end_epoch:
+        raise UserError(f"task.name: {cfg.task.name} is {where}; train it on one process")
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,17 @@ class QuietReporter:
     def close(self) -> None: ...
 
 
+def _validation(row: dict[str, Any]) -> str:
+    """``val acc`` where the task measures accuracy, else its ``val_*`` metrics."""
+    if "accuracy" in row:
+        return f"val acc {row['accuracy']:.4f}"
+    return ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+
+
 def _epoch_line(row: dict[str, Any]) -> str:
     line = (
         f"epoch {epoch_number(int(row['epoch']))}: keep {row['keep']:.2f}, "
-        f"loss {row['train_loss']:.4f}, val acc {row['accuracy']:.4f}, {row['time_s']:.1f} s"
+        f"loss {row['train_loss']:.4f}, {_validation(row)}, {row['time_s']:.1f} s"
     )
     joules = row["energy_j"]
     if not math.isfinite(joules):

@@ -31,7 +31,7 @@ from ..store import (
     epoch_number,
     remove_temp_files,
 )
-from ..tasks import Batch, build_task
+from ..tasks import Batch, EpochEnd, build_task
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .contention import CpuContention
@@ -198,14 +198,34 @@ def train_epoch(
     )
 
 
+def _rng_devices(ctx: RunContext) -> list[int]:
+    """The CUDA devices whose RNG state ``torch.random.fork_rng`` keeps for the run."""
+    return [torch.cuda.current_device()] if ctx.device.type == "cuda" else []
+
+
+def task_end_epoch(
+    ctx: RunContext, spec: RunSpec, meter: EnergyMeter, epoch: int, run_dir: Path
+) -> dict[str, Any]:
+    """The task's columns after ``epoch`` (``Task.end_epoch``): the model in eval mode under
+    ``torch.no_grad``, the global RNG state restored afterwards (resume stays exact)."""
+    end = EpochEnd(epoch, spec.train.epochs, run_dir, meter, ctx.device, ctx.data)
+    ctx.model.eval()
+    try:
+        with torch.random.fork_rng(devices=_rng_devices(ctx)), torch.no_grad():
+            return ctx.task.end_epoch(ctx.model, end)
+    finally:
+        ctx.model.train()
+
+
 def warm_up(ctx: RunContext, spec: RunSpec) -> None:
     """One untimed step on a throwaway copy, so the first measured epoch pays no start-up
-    cost (kernel selection, allocator growth) that later runs would not pay."""
+    cost (kernel selection, allocator growth) that later runs would not pay. The global RNG
+    state is restored afterwards (a resumed run continues from its checkpoint's)."""
     model = copy.deepcopy(ctx.model).train()
     x, y = next(ctx.data.train_batches(spec.data.batch_size, 0, spec.seed))
-    with _autocast(ctx, spec):
+    with torch.random.fork_rng(devices=_rng_devices(ctx)), _autocast(ctx, spec):
         loss, _ = ctx.task.loss(model, (x.to(ctx.device), y.to(ctx.device)))
-    loss.backward()
+        loss.backward()
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -373,6 +393,7 @@ def run_training(
                 row.update(contention.lap())
                 stop = False
                 if ranked is None:
+                    row.update(task_end_epoch(ctx, spec, meter, epoch, run_dir))
                     epochs = store.append_epoch(row)
                     recorder.end_epoch(epoch)  # type: ignore[union-attr]  # set: one process
                 elif (ended := ranked.end_epoch(row, meter, epoch)) is not None:
@@ -428,7 +449,7 @@ def run_training(
         spec.run_id,
         status,
         len(epochs),
-        None if last is None else float(last["accuracy"]),
+        None if last is None or "accuracy" not in last else float(last["accuracy"]),
         _run_energy(epochs),
         time.perf_counter() - t0,
         error,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from collections.abc import Callable
 
 import torch
@@ -193,11 +194,23 @@ class SelfAttention2d(nn.Module):
         return x + out.transpose(1, 2).reshape(n, c, h, w)
 
 
+def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features (``dim``, even) of diffusion times ``t`` in [0, 1]."""
+    freqs = torch.exp(
+        torch.arange(dim // 2, device=t.device, dtype=t.dtype) * (-math.log(10_000) / (dim // 2))
+    )
+    angles = 1000 * t[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
 class SmallUNet(nn.Module):
     """A ``levels``-deep UNet with self-attention at the bottleneck; output shape = input shape.
 
     Down: ConvBlock then 2x2 max-pool; up: 2x2 transposed conv, skip concat, ConvBlock.
-    Input height and width must be divisible by ``2 ** levels``.
+    Input height and width must be divisible by ``2 ** levels``. With ``time_input`` the
+    model takes ``(x, t)``, ``t`` one diffusion time in [0, 1] per sample (0 when None):
+    sinusoidal features of ``t`` pass a small MLP, and a Linear layer per block turns them
+    into a scale and shift of the block's first normalised activations (as in DDPM UNets).
     """
 
     def __init__(
@@ -206,6 +219,7 @@ class SmallUNet(nn.Module):
         out_channels: int | None = None,
         width: int = 16,
         levels: int = 2,
+        time_input: bool = False,
     ) -> None:
         super().__init__()
         chans = [width * 2**i for i in range(levels + 1)]
@@ -222,16 +236,38 @@ class SmallUNet(nn.Module):
             self.ups.append(nn.ConvTranspose2d(c_in, c_skip, 2, stride=2))
             self.up_blocks.append(ConvBlock(2 * c_skip, c_skip))
         self.out = nn.Conv2d(chans[0], out_channels or in_channels, 1)
+        self.time_dim = 4 * width if time_input else 0
+        if time_input:
+            self.time_mlp = nn.Sequential(nn.Linear(width, self.time_dim), nn.SiLU())
+            blocks = [*self.down, self.mid, *self.up_blocks]
+            out = [b.net[0].out_channels for b in blocks]  # type: ignore[union-attr]
+            self.time_proj = nn.ModuleList(nn.Linear(self.time_dim, 2 * c) for c in out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _block(
+        self, block: nn.Module, x: torch.Tensor, emb: torch.Tensor | None, i: int
+    ) -> torch.Tensor:
+        if emb is None:
+            return block(x)
+        net = block.net  # type: ignore[union-attr]
+        h = net[2](net[1](net[0](x)))
+        scale, shift = self.time_proj[i](emb)[:, :, None, None].chunk(2, dim=1)
+        return net[5](net[4](net[3](h * (1 + scale) + shift)))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        emb = None
+        if self.time_dim:
+            times = torch.zeros(len(x), device=x.device, dtype=x.dtype) if t is None else t
+            emb = self.time_mlp(time_features(times.to(x.dtype), self.time_mlp[0].in_features))
         skips = []
-        for block in self.down:
-            x = block(x)
+        for i, block in enumerate(self.down):
+            x = self._block(block, x, emb, i)
             skips.append(x)
             x = F.max_pool2d(x, 2)
-        x = self.attn(self.mid(x))
-        for up, block in zip(self.ups, self.up_blocks, strict=True):
-            x = block(torch.cat([up(x), skips.pop()], dim=1))
+        x = self.attn(self._block(self.mid, x, emb, len(self.down)))
+        for j, (up, block) in enumerate(zip(self.ups, self.up_blocks, strict=True)):
+            x = self._block(
+                block, torch.cat([up(x), skips.pop()], dim=1), emb, len(self.down) + 1 + j
+            )
         return self.out(x)
 
 

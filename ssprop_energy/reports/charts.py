@@ -206,6 +206,22 @@ def training_curves(report: Report) -> Figure | None:
     return fig
 
 
+def generation_curves(report: Report) -> Figure | None:
+    """The generation runs' validation denoising loss and score per epoch (scored epochs)."""
+    epochs = report.epochs
+    if epochs.empty or "val_denoise_loss" not in epochs:
+        return None
+    epochs = epochs[epochs["val_denoise_loss"].notna()]
+    styles = run_styles(report.runs)
+    fig, (loss, fd) = _figure(1, 2)
+    _per_run(loss, epochs, styles, "val_denoise_loss", "validation denoising loss")
+    if "fd_classifier" in epochs:
+        scored = epochs[epochs["fd_classifier"].notna()]
+        _per_run(fd, scored, styles, "fd_classifier", "fd_classifier (lower = closer)", False)
+    _legend(fig, epochs["run"].nunique())
+    return fig
+
+
 def epoch_energy(report: Report) -> Figure | None:
     epochs = report.epochs
     if epochs.empty or "energy_j_cum" not in epochs:
@@ -557,6 +573,13 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
         "Accuracy and loss per epoch",
         "epochs.csv: run, epoch, accuracy, val_loss",
         training_curves,
+    ),
+    (
+        "generation",
+        "Validation denoising loss and fd_classifier per epoch (generation runs; "
+        "fd_classifier is not Inception FID)",
+        "epochs.csv: run, epoch, val_denoise_loss, fd_classifier",
+        generation_curves,
     ),
     (
         "energy",

@@ -33,6 +33,8 @@ th{background:#f4f4f4}td.text{text-align:left}td.flag{background:#fde2c8;font-we
 caption{text-align:left;font-size:.8rem;color:#555;padding:.2rem 0}
 figure{margin:1rem 0}figcaption{font-size:.8rem;color:#555}svg{max-width:100%;height:auto}
 .notes li{color:#8a4b00}
+.grids{display:flex;flex-wrap:wrap;gap:1rem}.grids figure{margin:0;max-width:280px}
+.grids img{width:256px;image-rendering:pixelated;border:1px solid #ccc}
 """
 PROVENANCE_HELP = (
     "Provenance: measured = energy counter (NVML, RAPL); sampled = integrated power samples; "
@@ -319,6 +321,39 @@ def _tables(report: Report) -> str:
     return "".join(parts)
 
 
+SAMPLE_COLUMNS = (
+    "run",
+    "epoch",
+    "val_denoise_loss",
+    "fd_classifier",
+    "s_per_64",
+    "j_per_64",
+    "provenance",
+)
+FD_HELP = (
+    "fd_classifier: the Frechet distance between the samples and the real training images in "
+    "the feature space of a small classifier this tool trains on the data set; it is not "
+    "Inception FID and compares runs of one data set and tool version only. s_per_64 and "
+    "j_per_64: seconds and joules to draw 64 samples at the run's sampling steps."
+)
+
+
+def _samples(grids: pd.DataFrame) -> str:
+    """The generation runs' last sample grids side by side, and their scores."""
+    figures = "".join(
+        f'<figure><img alt="samples of {fmt(row.run)}" '
+        f'src="data:image/png;base64,{row.png_base64}"><figcaption>{fmt(row.run)}, epoch '
+        f"{int(row.epoch) + 1}</figcaption></figure>"
+        for row in grids.itertuples()
+    )
+    shown = grids.assign(epoch=grids["epoch"] + 1)
+    return (
+        f'<div class="grids">{figures}</div>'
+        + table(shown, SAMPLE_COLUMNS, "each run's last sample grid (epoch from 1)")
+        + f"<p>{html.escape(FD_HELP)}</p>"
+    )
+
+
 def render_html(report: Report, charts: Sequence[Chart] | None = None) -> str:
     """The whole page as a string (``charts``: those of :func:`render_charts`, drawn here
     when not given)."""
@@ -346,6 +381,8 @@ def render_html(report: Report, charts: Sequence[Chart] | None = None) -> str:
             + f"<p>{html.escape(PROVENANCE_HELP)}</p>",
         )
     )
+    if not report.grids.empty:
+        body.append(_section("Samples", _samples(report.grids)))
     body.append(_section("Tables", _tables(report)))
     body.append(_section("Charts", figures))
     return (

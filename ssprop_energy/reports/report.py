@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,9 @@ from .runs import (
     tidy_epochs,
     tidy_gates,
     tidy_inference,
+    tidy_sampling,
 )
+from .samples import final_grid
 from .stats import LEVEL, TEST, Interval
 
 
@@ -96,6 +98,12 @@ class Report:
     baseline: str = "dense"
     target_accuracy: float | None = None
     sources: tuple[str, ...] = ()
+    sampling: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """sampling.csv: every generation run's metered sampling, one row per sampled epoch;
+    empty when no run has them."""
+    grids: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Each generation run's last sample grid (``png_base64``, ``epoch`` from 0) with its
+    final ``val_denoise_loss``, last ``fd_classifier`` and sampling cost (not a CSV file)."""
 
     def _repr_html_(self) -> str:
         """Headline, highlights, notes and the methods table (for Jupyter)."""
@@ -504,4 +512,6 @@ def build_report(
         baseline=baseline,
         target_accuracy=target,
         sources=sources,
+        sampling=_tidy(tidy_sampling, records, names),
+        grids=_tidy(final_grid, records, names),
     )

@@ -262,6 +262,13 @@ def tidy_inference(record: RunRecord, run: str) -> pd.DataFrame:
     return _with_identity(record, run, record.inference.assign(run_id=record.run_id))
 
 
+def tidy_sampling(record: RunRecord, run: str) -> pd.DataFrame:
+    """The run's sampling.csv rows with its identity (rows of the report's sampling.csv)."""
+    if record.sampling.empty:
+        return record.sampling
+    return _with_identity(record, run, record.sampling.assign(run_id=record.run_id))
+
+
 def tidy_gates(record: RunRecord, run: str) -> pd.DataFrame:
     """The run's gates.csv rows with its identity (rows of the report's gates.csv)."""
     if record.gates.empty:

@@ -20,6 +20,7 @@ CSV_FILES = {
 WHEN_PRESENT = {
     "inference.csv": "inference",
     "gates.csv": "gates",
+    "sampling.csv": "sampling",
     "ranks.csv": "ranks",
     "missing.csv": "missing",
 }
@@ -30,9 +31,8 @@ FIGURES = "figures"
 
 
 def write_report(report: Report, out_dir: Path | str) -> list[Path]:
-    """Write the CSV files (inference.csv, gates.csv, ranks.csv and missing.csv only when
-    not empty;
-    an empty one's old file is removed), report.html, and each chart as
+    """Write the CSV files (inference.csv, gates.csv, sampling.csv, ranks.csv and missing.csv
+    only when not empty; an empty one's old file is removed), report.html, and each chart as
     ``figures/<key>.svg`` and ``figures/<key>.pdf`` into ``out_dir`` atomically; returns
     their paths. The files of a chart the data no longer supports are removed, so
     ``figures/`` always matches the page.

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import UserError
-from .atomic import atomic_write_csv, atomic_write_json, atomic_write_text
+from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
 from .lock import live_holder
 from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
@@ -39,13 +39,18 @@ from .schema import (
     PHASE_CALIBRATION_COLUMNS,
     PHASE_CALIBRATION_TEXT_COLUMNS,
     RANKS_DIR,
+    SAMPLES_DIR,
+    SAMPLING,
+    SAMPLING_COLUMNS,
     RunMeta,
+    sample_grid_name,
 )
 
 EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
 INFERENCE_TEXT_COLUMNS = ("provenance",)
 GATES_TEXT_COLUMNS = ("layer", "level")
+SAMPLING_TEXT_COLUMNS = ("provenance",)
 
 
 class StoreDamaged(UserError):
@@ -94,6 +99,12 @@ def check_gates(frame: pd.DataFrame, path: Path) -> None:
     """gates.csv's schema: its columns, numbers but for layer and level."""
     _required(frame, path, GATES_COLUMNS)
     _numeric(frame, path, GATES_TEXT_COLUMNS)
+
+
+def check_sampling(frame: pd.DataFrame, path: Path) -> None:
+    """sampling.csv's schema: its columns, numbers but for the provenance label."""
+    _required(frame, path, SAMPLING_COLUMNS)
+    _numeric(frame, path, SAMPLING_TEXT_COLUMNS)
 
 
 def check_estimate(frame: pd.DataFrame, path: Path) -> None:
@@ -157,8 +168,9 @@ def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Dat
 @dataclass
 class RunRecord:
     """One run folder as stored: its meta.json, epoch rows, where present the final model's
-    inference cost and the gated layers' states (empty when absent), and its power trace,
-    read lazily (``trace``).
+    inference cost, the gated layers' states and a generation run's metered sampling (empty
+    when absent), its power trace, read lazily (``trace``), and its sample grids
+    (``sample_grids``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
     epochs are then empty); ``stale`` marks a run whose meta.json says ``running`` while no
@@ -169,6 +181,7 @@ class RunRecord:
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sampling: pd.DataFrame = field(default_factory=pd.DataFrame)
     damage: str | None = None
     stale: bool = False
     ranks: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -178,6 +191,16 @@ class RunRecord:
     @property
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.path.name))
+
+    def sample_grids(self) -> dict[int, Path]:
+        """The run's sample grid files by epoch (from 0), in epoch order; empty when none."""
+        folder = self.path / SAMPLES_DIR
+        grids = {}
+        for path in sorted(folder.glob("epoch-*.png")) if folder.is_dir() else []:
+            number = path.stem.removeprefix("epoch-")
+            if number.isdigit() and int(number) >= 1:
+                grids[int(number) - 1] = path
+        return dict(sorted(grids.items()))
 
     @property
     def trace(self) -> StoredTrace:
@@ -256,12 +279,13 @@ def load_run(run_dir: Path | str) -> RunRecord:
         StoredTrace(run_dir).check()
         inference = _read_csv(run_dir / INFERENCE, check_inference)
         gates = _read_csv(run_dir / GATES, check_gates)
+        sampling = _read_csv(run_dir / SAMPLING, check_sampling)
         _check_counts(meta, epochs, run_dir)
         ranks = read_rank_epochs(run_dir, len(epochs))
     except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
     stale = meta["status"] == "running" and live_holder(run_dir) is None
-    return RunRecord(run_dir, meta, epochs, inference, gates, stale=stale, ranks=ranks)
+    return RunRecord(run_dir, meta, epochs, inference, gates, sampling, stale=stale, ranks=ranks)
 
 
 def read_rank_epochs(run_dir: Path, epochs_done: int) -> pd.DataFrame:
@@ -407,3 +431,19 @@ class RunStore:
 
     def write_inference(self, inference: pd.DataFrame) -> None:
         atomic_write_csv(self.path / INFERENCE, inference)
+
+    def write_sampling(self, row: dict[str, Any]) -> None:
+        """Store one epoch's metered sampling in sampling.csv, replacing the rows of that
+        epoch and later ones (left by an interrupted epoch that is trained again)."""
+        rows = _read_csv(self.path / SAMPLING, check_sampling)
+        if not rows.empty:
+            rows = rows[rows["epoch"] < row["epoch"]]
+        new = pd.DataFrame([row], columns=list(SAMPLING_COLUMNS))
+        atomic_write_csv(self.path / SAMPLING, new if rows.empty else pd.concat([rows, new]))
+
+    def write_sample_grid(self, epoch: int, png: bytes) -> Path:
+        """Store the sample grid of ``epoch`` (from 0) as samples/epoch-<n>.png."""
+        (self.path / SAMPLES_DIR).mkdir(exist_ok=True)
+        return atomic_write(
+            self.path / SAMPLES_DIR / sample_grid_name(epoch), lambda f: f.write(png)
+        )

@@ -23,6 +23,22 @@ CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.pt"
 INFERENCE = "inference.csv"
 GATES = "gates.csv"
+SAMPLING = "sampling.csv"
+SAMPLING_COLUMNS = (
+    "epoch",
+    "samples",
+    "steps",
+    "time_s",
+    "energy_j",
+    "provenance",
+    "s_per_64",
+    "j_per_64",
+)
+"""A generation run's metered sampling, one row per epoch that drew samples (docs/store.md)."""
+SAMPLES_DIR = "samples"
+"""A generation run's sample grids: ``samples/epoch-<n>.png``, n from 1 (docs/store.md)."""
+FD_CLASSIFIER_DIR = "fd-classifier"
+"""In a sweep folder: the cached classifiers of the ``fd_classifier`` score."""
 LOCK = "run.lock"
 ESTIMATE = "estimate.csv"
 """In a sweep folder: the predicted cost of every planned run (``ssprop-energy estimate``)."""
@@ -122,6 +138,11 @@ def rank_folder(run_dir: Path, rank: int) -> Path:
 
 NO_SETUP = "-"
 """The setup label of a run outside a sweep."""
+
+
+def sample_grid_name(epoch: int) -> str:
+    """The file of the sample grid after ``epoch`` (from 0), under SAMPLES_DIR."""
+    return f"epoch-{epoch_number(epoch):03d}.png"
 
 
 def setup_label(setup: dict[str, Any]) -> str:

@@ -1,8 +1,18 @@
-"""Tasks as plug-ins: ``classification`` built in; other packages add theirs through the entry
-point group ``ssprop_energy.tasks`` (see docs/plugins.md)."""
+"""Tasks as plug-ins: ``classification`` and ``generation`` built in; other packages add
+theirs through the entry point group ``ssprop_energy.tasks`` (see docs/plugins.md)."""
 
-from .base import TASKS, AnyTaskConfig, Batch, Task, TaskConfig, build_task, register_task
+from .base import (
+    TASKS,
+    AnyTaskConfig,
+    Batch,
+    EpochEnd,
+    Task,
+    TaskConfig,
+    build_task,
+    register_task,
+)
 from .classification import Classification, ClassificationConfig
+from .generation import Generation, GenerationConfig
 
 __all__ = [
     "TASKS",
@@ -10,6 +20,9 @@ __all__ = [
     "Batch",
     "Classification",
     "ClassificationConfig",
+    "EpochEnd",
+    "Generation",
+    "GenerationConfig",
     "Task",
     "TaskConfig",
     "build_task",

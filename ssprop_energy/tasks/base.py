@@ -9,6 +9,8 @@ higher is better), which reports use to rank and to judge a target.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 
 from ..data import DataConfig, Dataset
 from ..plugins import Registry
+from ..profilers import EnergyMeter
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -29,6 +32,19 @@ class TaskConfig(BaseModel):
     name: str = "classification"
 
 
+@dataclass(frozen=True)
+class EpochEnd:
+    """What :meth:`Task.end_epoch` gets: the epoch (from 0) and the planned epochs, the run's
+    folder, its running meter, device and data."""
+
+    epoch: int
+    epochs: int
+    run_dir: Path
+    meter: EnergyMeter
+    device: torch.device
+    data: Dataset
+
+
 class Task:
     """What is learnt. Subclasses set the class attributes and implement the methods."""
 
@@ -39,6 +55,12 @@ class Task:
 
     def __init__(self, config: TaskConfig) -> None:
         self.config = config
+
+    @classmethod
+    def check_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The ``data:`` section as the YAML gives it, with this task's defaults filled in;
+        raises ValueError("field: why") for an option the task has no use for."""
+        return data
 
     def build_data(self, config: DataConfig) -> Dataset:
         """The task's data set."""
@@ -56,6 +78,13 @@ class Task:
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
         """Validation metrics (under ``torch.no_grad``), including ``primary_metric``."""
         raise NotImplementedError
+
+    def end_epoch(self, model: nn.Module, end: EpochEnd) -> dict[str, Any]:
+        """Columns added to the epoch's row after it is trained and evaluated, outside its
+        phases and time (the model in eval mode, under ``torch.no_grad``, the global RNG
+        state restored afterwards). It may meter windows on ``end.meter`` and write files
+        into ``end.run_dir`` with the store's atomic writers."""
+        return {}
 
 
 TASKS: Registry[type[Task]] = Registry("task", "ssprop_energy.tasks")

@@ -49,3 +49,11 @@ def test_setup_sweep_is_the_promised_grid() -> None:
     assert {r.train.lr for r in runs} == {0.2, 0.05, 0.005}
     assert {r.data.batch_size for r in runs} == {16, 64, 256}
     assert {r.label for r in runs} == {"dense", "ssprop keep=0.2 interleave"}
+
+
+def test_ddpm_digits_is_the_promised_comparison() -> None:
+    cfg = load_config(EXAMPLES / "ddpm-digits.yaml")
+    assert (cfg.task.name, cfg.model.name, cfg.data.name) == ("generation", "unet", "digits")
+    dense, sparse = cfg.methods
+    assert dense.name == "dense"
+    assert isinstance(sparse, SSPropConfig) and (sparse.keep, sparse.interleave) == (0.2, True)

@@ -150,7 +150,10 @@ def _print_outcomes(
     """The runs this call trained: id, method, seed, setup, how each ended, its figures.
     ``specs``: the planned runs by id (every outcome is one of them)."""
     view = Table(title=f"{name}: runs of this call")
-    columns = ("run", "method", "seed", "setup", "status", "epochs", "val accuracy")
+    (metric, *others) = {o.primary_metric for o in result.outcomes} or {"accuracy"}
+    metric = metric if metric.startswith("val") else f"val {metric}"
+    metric = "primary metric" if others else metric
+    columns = ("run", "method", "seed", "setup", "status", "epochs", metric)
     for column in (*columns, "energy (J)", "time (s)"):
         view.add_column(column)
     for o in result.outcomes:
@@ -162,7 +165,7 @@ def _print_outcomes(
             setup_label(spec.setup),
             o.status,
             str(o.epochs_done),
-            _cell(o.accuracy),
+            _cell(o.primary),
             _cell(o.energy_j),
             f"{o.time_s:.1f}",
         )

@@ -8,6 +8,7 @@ measures the data movement itself.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -192,6 +193,12 @@ def _torchvision(cfg: DataConfig, scale: Scale) -> Dataset:
     if cls is None:
         raise UserError(f"data.name: {cfg.name!r} is not a torchvision data set")
     root = cfg.path or "data"
+    if "train" not in inspect.signature(cls).parameters:
+        raise UserError(
+            f"data.name: {cfg.name}: the loader reads torchvision data sets that take "
+            "train=True and hold a data array (MNIST, FashionMNIST, CIFAR10, ...); save this one "
+            "as an npz file (x, y) and use name: npz"
+        )
     try:
         train = cls(root=str(root), train=True, download=cfg.download)
     except (RuntimeError, OSError) as exc:

@@ -61,7 +61,8 @@ class StepInfo:
 
 @dataclass
 class RunOutcome:
-    """How a run ended."""
+    """How a run ended. ``primary``: the last value of the task's ``primary_metric`` (the
+    accuracy for classification), None without one."""
 
     run_id: str
     status: str
@@ -70,6 +71,8 @@ class RunOutcome:
     energy_j: float | None
     time_s: float
     error: str | None = None
+    primary_metric: str = "accuracy"
+    primary: float | None = None
 
 
 def _autocast(ctx: RunContext, spec: RunSpec) -> Any:
@@ -445,15 +448,23 @@ def run_training(
     if status == "finished" and writes:
         checkpoint.unlink(missing_ok=True)
     last = epochs.iloc[-1] if not epochs.empty else None
+    metric = meta.primary_metric
     return RunOutcome(
         spec.run_id,
         status,
         len(epochs),
-        None if last is None or "accuracy" not in last else float(last["accuracy"]),
+        _last(last, "accuracy"),
         _run_energy(epochs),
         time.perf_counter() - t0,
         error,
+        metric,
+        _last(last, metric),
     )
+
+
+def _last(row: pd.Series | None, column: str) -> float | None:
+    """The last epoch's figure in ``column``; None without one."""
+    return None if row is None or column not in row else float(row[column])
 
 
 def _rank_folders(run_dir: Path) -> list[Path]:

@@ -14,14 +14,16 @@ import pandas as pd
 
 from ..provenance import across_runs
 from ..store import FINISHED, NO_SETUP
-from .compare import CHANGES, SAVINGS
+from .compare import CHANGES, RELATIVE_CHANGES, SAVINGS
 from .runs import TO_TARGET
 from .stats import paired_interval
 
 GROUP = ["method", "method_label", "model", "dataset", "setup"]
 SWEEP = ["method_label", "model", "dataset"]
 NOT_METRICS = {"seed", "epochs_planned", "target_accuracy"}
-PAIRED = (*SAVINGS, *CHANGES)
+PRIMARY = ("primary_metric", "primary_higher_is_better")
+"""The task's primary metric and its direction: one per method group (one task)."""
+PAIRED = (*SAVINGS, *CHANGES, *RELATIVE_CHANGES)
 """Per-seed differences against the baseline: their mean gets a confidence interval
 (``<column>_ci_low``, ``<column>_ci_high``; :mod:`.stats`)."""
 
@@ -42,6 +44,7 @@ def _identity(group: pd.DataFrame) -> dict[str, Any]:
     first = group.iloc[0]
     row = {c: first[c] for c in GROUP}
     row.update({c: first[c] for c in group.columns if c.startswith("setup_")})
+    row.update({c: first[c] for c in PRIMARY if c in group.columns})
     finished = group["status"] == FINISHED
     row["n_runs"] = len(group)
     row["n_finished"] = int(finished.sum())

@@ -1,7 +1,9 @@
 """Each run against its baseline: the baseline-method run at the same seed and sweep point.
 
 Savings are ``(baseline - run) / baseline * 100`` (positive = the run used less); accuracy
-change is ``(run - baseline) * 100`` points. Both runs must be ``finished``; otherwise the
+change is ``(run - baseline) * 100`` points; the primary metric's change is relative,
+``(run - baseline) / |baseline| * 100`` (positive = the metric went up, whichever way is
+better). Both runs must be ``finished``; otherwise the
 comparison cells stay empty and ``comparison_note`` says why.
 """
 
@@ -36,10 +38,12 @@ CHANGES = {
     "accuracy_change_points": "final_accuracy",
     "best_accuracy_change_points": "best_accuracy",
 }
+RELATIVE_CHANGES = {"primary_change_pct": "final_primary"}
 COMPARISON_COLUMNS = (
     "baseline_run",
     *SAVINGS,
     *CHANGES,
+    *RELATIVE_CHANGES,
     "j_per_gflop_saved_backward",
     *ENERGY_SAVING_PROVENANCE,
     "comparison_note",
@@ -55,6 +59,12 @@ def _saving(run: float, base: float) -> float:
     if math.isnan(run) or math.isnan(base) or base == 0:
         return math.nan
     return (base - run) / base * 100.0
+
+
+def _relative_change(run: float, base: float) -> float:
+    if math.isnan(run) or math.isnan(base) or base == 0:
+        return math.nan
+    return (run - base) / abs(base) * 100.0
 
 
 def _find_baseline(run: pd.Series, candidates: pd.DataFrame) -> pd.Series | None:
@@ -83,6 +93,8 @@ def _compare(run: pd.Series, base: pd.Series | None, baseline: str) -> dict[str,
             row[name] = _saving(run.get(column, math.nan), base.get(column, math.nan))
         for name, column in CHANGES.items():
             row[name] = (run[column] - base[column]) * 100.0
+        for name, column in RELATIVE_CHANGES.items():
+            row[name] = _relative_change(run[column], base[column])
         saved_j = base.get("energy_j_backward", math.nan) - run.get("energy_j_backward", math.nan)
         saved_flops = base["flops_backward"] - run["flops_backward"]
         if saved_flops > 0:

@@ -270,12 +270,48 @@ def _items(lines: Iterable[str], css: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
+PRIMARY_OF = {
+    "final_accuracy": ("primary_metric", "final_primary"),
+    "best_accuracy": ("best_primary",),
+    "accuracy_change_points": ("primary_change_pct",),
+}
+"""The primary metric's columns that stand beside (or for) the accuracy columns."""
+
+
+def _quality(columns: Iterable[str], runs: pd.DataFrame, keys: bool = False) -> list[str]:
+    """``columns`` with the primary metric's beside the accuracy columns when some run's
+    task judges by another metric (a generation run's ``val_denoise_loss``), in their place
+    when none judges by accuracy. ``keys``: a mean ± std table, whose metric name is not a
+    figure (it goes to the keys)."""
+    metrics = _primary_metrics(runs)
+    if metrics == {"accuracy"}:
+        return list(columns)
+    out = []
+    for column in columns:
+        if column in PRIMARY_OF and "accuracy" in metrics:
+            out.append(column)
+        out += [
+            c for c in PRIMARY_OF.get(column, (column,)) if not (keys and c == "primary_metric")
+        ]
+    return out
+
+
+def _primary_metrics(runs: pd.DataFrame) -> set[str]:
+    """The runs' primary metrics (accuracy for a store that does not say)."""
+    return set(runs.get("primary_metric", pd.Series(dtype=str)).dropna()) or {"accuracy"}
+
+
+def _primary_key(runs: pd.DataFrame) -> list[str]:
+    """``primary_metric`` as a key of a mean ± std table when some run's is not accuracy."""
+    return [] if _primary_metrics(runs) == {"accuracy"} else ["primary_metric"]
+
+
 def _tables(report: Report) -> str:
     parts = [
         mean_std_table(
             report.methods,
-            METHOD_KEYS,
-            _with_sources(METHOD_METRICS, report.sources),
+            [*METHOD_KEYS, *_primary_key(report.runs)],
+            _with_sources(_quality(METHOD_METRICS, report.runs, keys=True), report.sources),
             "methods.csv: per method and setup, mean ± std over finished runs "
             f"(savings against {report.baseline} at the same seed and setup)",
         ),
@@ -294,7 +330,9 @@ def _tables(report: Report) -> str:
             )
         )
     predicted = "predicted_time_s" in report.runs and report.runs["predicted_time_s"].notna().any()
-    run_columns = [c for c in RUN_COLUMNS if predicted or c not in PREDICTION_COLUMNS]
+    run_columns = [
+        c for c in _quality(RUN_COLUMNS, report.runs) if predicted or c not in PREDICTION_COLUMNS
+    ]
     parts.append(
         table(
             report.runs, _with_sources(run_columns, report.sources), "summary.csv: one row per run"
@@ -425,8 +463,8 @@ def notebook_html(report: Report) -> str:
         f"<p>Baseline: {html.escape(report.baseline)}; {html.escape(totals)}.</p>",
         mean_std_table(
             report.methods,
-            ("method_label", "setup", "n_runs", "n_finished"),
-            NOTEBOOK_METRICS,
+            ["method_label", "setup", "n_runs", "n_finished", *_primary_key(report.runs)],
+            _quality(NOTEBOOK_METRICS, report.runs, keys=True),
             "methods.csv: mean ± std over finished runs",
         ),
     ]

@@ -349,7 +349,6 @@ def _method_line(row: pd.Series, baseline: str, sources: Sequence[str], busy: bo
     energy_how = [str(row["provenance_energy_saving"]), energy_ci]
     if _estimate_only(row, sources):
         energy_how.append("a TDP-based estimate: by construction this is the time saving")
-    accuracy_ci = _interval(row, "accuracy_change_points", lambda v: f"{v:+.1f}", "not significant")
     seeds = f"{pairs} seed{'s' if pairs != 1 else ''}"
     how = (
         f"mean of {seeds}, {LEVEL:.0%} {TEST} intervals"
@@ -361,10 +360,24 @@ def _method_line(row: pd.Series, baseline: str, sources: Sequence[str], busy: bo
         f"{_pct(row['flops_backward_saving_pct_mean'])} backward FLOPs, "
         f"{_pct(row['time_saving_pct_mean'])} time{_paren(time_ci)}, "
         f"{_pct(row['energy_saving_pct_mean'])} energy{_paren(*energy_how)}; "
-        f"accuracy {_points(row['accuracy_change_points_mean'])} points{_paren(accuracy_ci)}; "
-        f"{how}"
+        f"{_quality(row)}; {how}"
     )
     return f"{line}; measured on a busy machine: see the flags" if busy else line
+
+
+def _quality(row: pd.Series) -> str:
+    """The change of the task's primary metric: accuracy in points, any other metric in
+    percent of the baseline's value, with which way is better."""
+    metric = row.get("primary_metric", "accuracy")
+    if metric == "accuracy" or "primary_change_pct_mean" not in row:
+        ci = _interval(row, "accuracy_change_points", _points, "not significant")
+        return f"accuracy {_points(row['accuracy_change_points_mean'])} points{_paren(ci)}"
+    better = "higher" if row.get("primary_higher_is_better", True) else "lower"
+    show = lambda v: f"{v:+.1f}%"  # noqa: E731
+    ci = _interval(row, "primary_change_pct", show, "not significant")
+    change = row["primary_change_pct_mean"]
+    shown = "n/a" if math.isnan(change) else show(change)
+    return f"{metric} {shown}{_paren(f'{better} is better', ci)}"
 
 
 def _paren(*parts: str) -> str:

@@ -96,6 +96,22 @@ def _to_target(epochs: pd.DataFrame, target: float | None, status: str) -> dict[
     return row
 
 
+def _primary(meta: dict[str, Any], epochs: pd.DataFrame) -> dict[str, Any]:
+    """The task's primary metric (meta.json's ``primary_metric``, accuracy in older stores):
+    its name, direction, last and best value over the stored epochs."""
+    metric = str(meta.get("primary_metric") or "accuracy")
+    higher = bool(meta.get("higher_is_better", True))
+    values = pd.to_numeric(epochs.get(metric, pd.Series(dtype=float)), errors="coerce")
+    return {
+        "primary_metric": metric,
+        "primary_higher_is_better": higher,
+        "final_primary": float(values.iloc[-1]) if len(values) else math.nan,
+        "best_primary": float(values.max() if higher else values.min())
+        if len(values)
+        else math.nan,
+    }
+
+
 def config_name(section: object) -> str:
     """A config section's ``name`` (``resnet18``), or its compact JSON; ``-`` when absent."""
     if isinstance(section, dict) and "name" in section:
@@ -133,6 +149,7 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     accuracy = pd.to_numeric(epochs.get("accuracy", pd.Series(dtype=float)), errors="coerce")
     row["final_accuracy"] = float(accuracy.iloc[-1]) if len(accuracy) else math.nan
     row["best_accuracy"] = float(accuracy.max()) if len(accuracy) else math.nan
+    row.update(_primary(meta, epochs))
     loss = pd.to_numeric(epochs.get("val_loss", pd.Series(dtype=float)), errors="coerce")
     row["final_val_loss"] = float(loss.iloc[-1]) if len(loss) else math.nan
     for column in epochs.columns:

@@ -3,6 +3,8 @@ sample grids and scores in the report, and its config errors."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,27 @@ def test_a_launch_on_many_processes_is_refused_in_one_line(tmp_path: Path) -> No
         "(--nproc-per-node, torchrun); train it on one process"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_report_judges_generation_runs_by_the_denoising_loss(
+    straight: Path, tmp_path: Path
+) -> None:
+    sparse = tmp_path / "sparse"
+    shutil.copytree(straight, sparse)
+    meta = json.loads((sparse / "meta.json").read_text())
+    meta.update(run_id="sparse", method="ssprop", method_label="ssprop keep=0.5")
+    (sparse / "meta.json").write_text(json.dumps(meta))
+    epochs = pd.read_csv(sparse / "epochs.csv")
+    epochs["val_denoise_loss"] *= 1.1
+    epochs.to_csv(sparse / "epochs.csv", index=False)
+    report = build_report([straight, sparse])
+    assert "; val_denoise_loss +10.0% (lower is better); 1 seed" in report.headline
+    assert "accuracy" not in report.headline
+    runs = report.runs.set_index("method")
+    assert runs.loc["ssprop", "primary_change_pct"] == pytest.approx(10.0)
+    assert runs.loc["ssprop", "final_primary"] == pytest.approx(epochs["val_denoise_loss"].iloc[-1])
+    assert runs.loc["ssprop", "best_primary"] == pytest.approx(epochs["val_denoise_loss"].min())
+    assert set(runs["primary_metric"]) == {"val_denoise_loss"}
+    write_report(report, tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<th>final_primary</th>" in page and "<th>final_accuracy</th>" not in page

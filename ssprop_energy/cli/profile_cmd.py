@@ -37,7 +37,9 @@ WIDE = 240
 @user_errors
 def profile(
     config: Annotated[Path, typer.Argument(help="The profile YAML file.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the run matrix only.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the run matrix (the shard's part) only.")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (overrides `output`).")
     ] = None,
@@ -81,7 +83,8 @@ def profile(
     # In a pipe or a log, tables keep their natural width instead of folding at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=WIDE)
     if dry_run:
-        _print_matrix(console, cfg.name, dry_run_table(cfg, str(config)))
+        name = cfg.name if part is None else f"{cfg.name} part {part.index}/{part.count}"
+        _print_matrix(console, name, dry_run_table(cfg, str(config), part))
         return
     ranks = ranks_from_env()
     if nproc_per_node is not None and ranks is None:

@@ -377,11 +377,14 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def dry_run_table(cfg: ProfileConfig, source: str = "config") -> pd.DataFrame:
-    """The run matrix with analytic FLOPs and mean keep, without training."""
+def dry_run_table(
+    cfg: ProfileConfig, source: str = "config", shard: Shard | None = None
+) -> pd.DataFrame:
+    """The run matrix (``shard``'s part of it) with analytic FLOPs and mean keep, without
+    training."""
     rows = []
     data_cache: dict[str, Dataset] = {}
-    for spec in plan_runs(cfg, source):
+    for spec in shard_runs(plan_runs(cfg, source), shard):
         key = spec.data.model_dump_json() + spec.task.model_dump_json()
         if key not in data_cache:
             data_cache[key] = load_run_data(spec)

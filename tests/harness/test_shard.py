@@ -172,3 +172,14 @@ def test_slurm_array_variables_choose_the_part(tmp_path: Path, monkeypatch) -> N
     result = runner.invoke(app, ["profile", str(config), "-q"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: SLURM_ARRAY_TASK_ID=7")
+
+
+def test_dry_run_lists_the_part_of_the_shard(tmp_path: Path) -> None:
+    methods = [{"name": "dense"}, {"name": "ssprop", "keep": 0.5}]
+    config = write_config(tmp_path, methods=methods, seeds=[0, 1])
+    part = shard_runs(plan_runs(load_config(config)), Shard(2, 3))
+    result = runner.invoke(app, ["profile", str(config), "--dry-run", "--shard", "2/3"])
+    assert result.exit_code == 0, result.output
+    assert f"tiny part 2/3: {len(part)} runs" in result.output
+    shown = [spec.run_id for spec in plan_runs(load_config(config)) if spec.run_id in result.output]
+    assert shown == [spec.run_id for spec in part]

@@ -12,6 +12,7 @@ import inspect
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,19 +194,65 @@ def _torchvision(cfg: DataConfig, scale: Scale) -> Dataset:
     if cls is None:
         raise UserError(f"data.name: {cfg.name!r} is not a torchvision data set")
     root = cfg.path or "data"
+    if cfg.name == "CelebA":
+        return _celeba(cls, cfg, scale)
     if "train" not in inspect.signature(cls).parameters:
         raise UserError(
-            f"data.name: {cfg.name}: the loader reads torchvision data sets that take "
-            "train=True and hold a data array (MNIST, FashionMNIST, CIFAR10, ...); save this one "
-            "as an npz file (x, y) and use name: npz"
+            f"data.name: {cfg.name}: the loader reads CelebA and the torchvision data sets that "
+            "take train=True and hold a data array (MNIST, FashionMNIST, CIFAR10, ...); save "
+            "this one as an npz file (x, y) and use name: npz"
         )
-    try:
-        train = cls(root=str(root), train=True, download=cfg.download)
-    except (RuntimeError, OSError) as exc:
-        hint = "" if cfg.download else " (set data.download: true to fetch it)"
-        raise UserError(f"data.path: {root}: {cfg.name} not found{hint}: {exc}") from None
+    train = _opened(cfg, lambda: cls(root=str(root), train=True, download=cfg.download))
     x_np, y_np, classes = _checked(np.asarray(train.data), train.targets, f"data.path: {root}")
     x = _images(x_np / 255.0, cfg, cfg.name)
+    return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
+
+
+def _opened(cfg: DataConfig, open_set: Callable[[], Any]) -> Any:
+    """A torchvision data set as ``open_set`` opens it; one error line naming its folder
+    when it is not there."""
+    try:
+        return open_set()
+    except (RuntimeError, OSError) as exc:
+        hint = "" if cfg.download else " (set data.download: true to fetch it)"
+        raise UserError(
+            f"data.path: {cfg.path or 'data'}: {cfg.name} not found{hint}: {exc}"
+        ) from None
+
+
+CELEBA_CROP = 140
+"""CelebA's aligned 178 x 218 faces are cut to their central 140 x 140 pixels before
+resizing (the crop common in diffusion-model code): the face, without the background."""
+CELEBA_LABEL = "Male"
+"""The attribute that gives CelebA's images their two classes (the labels the
+``fd_classifier`` score's classifier, or a classification run, learns)."""
+CELEBA_CHUNK = 512
+
+
+def _celeba(cls: Any, cfg: DataConfig, scale: Scale) -> Dataset:
+    """CelebA's training split: the central ``CELEBA_CROP`` pixels of each face, resized
+    (antialiased) to ``image_size`` a chunk at a time, so memory holds only the resized set;
+    labelled by the ``CELEBA_LABEL`` attribute."""
+    root = cfg.path or "data"
+    faces = _opened(
+        cfg,
+        lambda: cls(root=str(root), split="train", target_type="attr", download=cfg.download),
+    )
+    labels = faces.attr[:, list(faces.attr_names).index(CELEBA_LABEL)]
+    chunks = []
+    for start in range(0, len(faces), CELEBA_CHUNK):
+        arrays = []
+        for i in range(start, min(start + CELEBA_CHUNK, len(faces))):
+            image = np.asarray(faces[i][0])
+            top, left = (image.shape[0] - CELEBA_CROP) // 2, (image.shape[1] - CELEBA_CROP) // 2
+            arrays.append(image[top : top + CELEBA_CROP, left : left + CELEBA_CROP])
+        batch = torch.as_tensor(np.stack(arrays), dtype=torch.float32).permute(0, 3, 1, 2)
+        size = (cfg.image_size, cfg.image_size)
+        chunks.append(F.interpolate(batch / 255.0, size=size, mode="bilinear", antialias=True))
+    x_np, y_np, classes = _checked(
+        torch.cat(chunks).numpy(), np.asarray(labels), f"data.path: {root}"
+    )
+    x = _images(x_np, cfg, cfg.name)
     return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
 
 

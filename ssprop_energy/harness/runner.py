@@ -243,7 +243,8 @@ def _phase_calibration(
     phases, entries = calibrate_sweep_phases(pending, sweep_dir)
     if phases.calibrated:
         reporter.message(
-            f"phase calibration: {phases.calibrated} units in {phases.time_s:.1f} s, "
+            f"phase calibration: {phases.calibrated} unit{'s' if phases.calibrated != 1 else ''} "
+            f"in {phases.time_s:.1f} s, "
             f"{phases.energy_j:.4g} J ({phases.provenance}); {phases.path}"
         )
     else:

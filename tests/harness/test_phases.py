@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 from ssprop_energy import estimate_sweep, profile, run_sweep
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness import phases
-from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.config import ProfileConfig, parse_config
 from ssprop_energy.harness.phases import CALIBRATED, calibrate_phases
 from ssprop_energy.harness.plans import plan_sweep
 from ssprop_energy.harness.runs import plan_runs
@@ -198,27 +200,34 @@ def test_a_diverging_calibration_is_one_error_line(tmp_path):
         calibrate_phases(plan.ctx, plan.spec, meter, (0, 0))
 
 
-def test_profile_calibrates_once_before_training_and_the_report_shows_both(tmp_path, monkeypatch):
-    """CPU path, CodeCarbon's model faked: phase_calibration.csv, each run's meta.json
-    entry, and phases.csv's calibrated columns with the note on which figure to cite."""
+def _calibrated_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any
+) -> ProfileConfig:
+    """A tiny one-epoch sweep with the phase calibration on, CodeCarbon's CPU model faked,
+    blocks of one update period and two repeats."""
     monkeypatch.setattr(phases, "MIN_PERIODS", 1)
     monkeypatch.setattr(phases, "REPEATS", 2)
     carbon = _FakeRun(FakeCpuModel(40.0))
     monkeypatch.setattr("ssprop_energy.profilers.meter.CodeCarbonRun", lambda *_: carbon)
-    config = tiny_config(
-        tmp_path,
-        energy={"codecarbon": True, "cpu": "codecarbon", "phase_calibration": True},
-        train={"epochs": 1},
-        inference={"enabled": False},
+    energy = {"codecarbon": True, "cpu": "codecarbon", "phase_calibration": True}
+    return parse_config(
+        tiny_config(
+            tmp_path, energy=energy, train={"epochs": 1}, inference={"enabled": False}, **overrides
+        )
     )
-    cfg = parse_config(config)
+
+
+def test_profile_calibrates_once_before_training_and_the_report_shows_both(tmp_path, monkeypatch):
+    """CPU path, CodeCarbon's model faked: phase_calibration.csv, each run's meta.json
+    entry, and phases.csv's calibrated columns with the note on which figure to cite."""
+    cfg = _calibrated_config(tmp_path, monkeypatch)
     messages: list[str] = []
     reporter = _Messages(messages)
     result = profile(cfg, reporter=reporter)
     assert result.exit_code == 0
     assert messages[0] == "phase calibration: 2 runs to train"
     assert re.fullmatch(
-        r"phase calibration: 1 units in [\d.]+ s, [\d.]+ J \(estimated\); .*phase_calibration.csv",
+        r"phase calibration: 1 unit in [\d.]+ s, [\d.]+ J \(estimated\); .*phase_calibration.csv",
         messages[1],
     )
     table = pd.read_csv(result.sweep_dir / "phase_calibration.csv")
@@ -255,18 +264,7 @@ class _Messages:
 
 
 def test_estimate_calibrates_the_phases_and_profile_reuses_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(phases, "MIN_PERIODS", 1)
-    monkeypatch.setattr(phases, "REPEATS", 2)
-    carbon = _FakeRun(FakeCpuModel(40.0))
-    monkeypatch.setattr("ssprop_energy.profilers.meter.CodeCarbonRun", lambda *_: carbon)
-    config = tiny_config(
-        tmp_path,
-        energy={"codecarbon": True, "cpu": "codecarbon", "phase_calibration": True},
-        train={"epochs": 1},
-        methods=[{"name": "dense"}],
-        inference={"enabled": False},
-    )
-    cfg = parse_config(config)
+    cfg = _calibrated_config(tmp_path, monkeypatch, methods=[{"name": "dense"}])
     predicted = estimate_sweep(cfg, steps=2)
     stored = predicted.sweep_dir
     table = pd.read_csv(stored / "phase_calibration.csv")

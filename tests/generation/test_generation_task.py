@@ -91,7 +91,8 @@ def test_the_run_stores_its_sampling_cost_and_chosen_grids(straight: Path) -> No
     assert record.sample_grids()[1].read_bytes().startswith(b"\x89PNG")
     sampling = record.sampling
     assert sampling["epoch"].tolist() == [0, 1] and (sampling["samples"] == 32).all()
-    assert (sampling["s_per_64"] == sampling["time_s"] * 2).all()
+    # read back from CSV: equal to the last digits that older pandas parse exactly
+    assert sampling["s_per_64"].tolist() == pytest.approx((sampling["time_s"] * 2).tolist())
     assert (sampling["provenance"] == "unavailable").all()  # no RAPL, no CodeCarbon here
     assert len(list((straight.parent / "fd-classifier").glob("*.pt"))) == 1
 

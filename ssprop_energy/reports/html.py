@@ -278,7 +278,7 @@ PRIMARY_OF = {
 """The primary metric's columns that stand beside (or for) the accuracy columns."""
 
 
-def _quality(columns: Iterable[str], runs: pd.DataFrame, keys: bool = False) -> list[str]:
+def _with_primary(columns: Iterable[str], runs: pd.DataFrame, keys: bool = False) -> list[str]:
     """``columns`` with the primary metric's beside the accuracy columns when some run's
     task judges by another metric (a generation run's ``val_denoise_loss``), in their place
     when none judges by accuracy. ``keys``: a mean ± std table, whose metric name is not a
@@ -311,7 +311,7 @@ def _tables(report: Report) -> str:
         mean_std_table(
             report.methods,
             [*METHOD_KEYS, *_primary_key(report.runs)],
-            _with_sources(_quality(METHOD_METRICS, report.runs, keys=True), report.sources),
+            _with_sources(_with_primary(METHOD_METRICS, report.runs, keys=True), report.sources),
             "methods.csv: per method and setup, mean ± std over finished runs "
             f"(savings against {report.baseline} at the same seed and setup)",
         ),
@@ -331,7 +331,9 @@ def _tables(report: Report) -> str:
         )
     predicted = "predicted_time_s" in report.runs and report.runs["predicted_time_s"].notna().any()
     run_columns = [
-        c for c in _quality(RUN_COLUMNS, report.runs) if predicted or c not in PREDICTION_COLUMNS
+        c
+        for c in _with_primary(RUN_COLUMNS, report.runs)
+        if predicted or c not in PREDICTION_COLUMNS
     ]
     parts.append(
         table(
@@ -464,7 +466,7 @@ def notebook_html(report: Report) -> str:
         mean_std_table(
             report.methods,
             ["method_label", "setup", "n_runs", "n_finished", *_primary_key(report.runs)],
-            _quality(NOTEBOOK_METRICS, report.runs, keys=True),
+            _with_primary(NOTEBOOK_METRICS, report.runs, keys=True),
             "methods.csv: mean ± std over finished runs",
         ),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..store import RunRecord
+from .runs import epoch_numbers
 
 BUSY_LOAD = 0.10
 """A run is on a busy machine when other processes used more than this share of the
@@ -29,16 +30,12 @@ BUSY, SPREAD = "busy_machine", "epoch_time_spread"
 NOISE_COLUMNS = ("cpu_load_other", "cpu_load_other_max", "epoch_time_cv", "noise_flags")
 
 
-def _numbers(epochs: pd.DataFrame, column: str) -> pd.Series:
-    return pd.to_numeric(epochs.get(column, pd.Series(dtype=float)), errors="coerce")
-
-
 def _load(epochs: pd.DataFrame) -> tuple[float, float]:
     """Other processes' CPU share over the run (epochs weighted by time) and in its busiest
     epoch; NaN when an epoch has no figure."""
     if epochs.empty or not {"cpu_load_other", "time_s"} <= set(epochs.columns):
         return math.nan, math.nan
-    load, seconds = _numbers(epochs, "cpu_load_other"), _numbers(epochs, "time_s")
+    load, seconds = epoch_numbers(epochs, "cpu_load_other"), epoch_numbers(epochs, "time_s")
     if load.isna().any() or seconds.isna().any() or seconds.sum() <= 0:
         return math.nan, math.nan
     return float((load * seconds).sum() / seconds.sum()), float(load.max())
@@ -52,9 +49,9 @@ def _spread(epochs: pd.DataFrame) -> tuple[float, float, float]:
         return worst
     frame = pd.DataFrame(
         {
-            "time_s": _numbers(epochs, "time_s"),
-            "steps": _numbers(epochs, "steps"),
-            "keep": _numbers(epochs, "keep").round(9),
+            "time_s": epoch_numbers(epochs, "time_s"),
+            "steps": epoch_numbers(epochs, "steps"),
+            "keep": epoch_numbers(epochs, "keep").round(9),
         }
     ).dropna()
     for _, group in frame.groupby(["steps", "keep"]):

@@ -325,6 +325,11 @@ def _points(change: float) -> str:
     return "n/a" if math.isnan(change) else f"{change:+.1f}"
 
 
+def _pct_change(change: float) -> str:
+    """A relative change in percent, signed (positive: the figure went up)."""
+    return "n/a" if math.isnan(change) else f"{change:+.1f}%"
+
+
 def _interval(row: pd.Series, column: str, show: Callable[[float], str], zero: str) -> str:
     """``95% CI 12% to 30%``, with ``zero`` when the interval contains 0; empty without one."""
     interval = Interval(row[f"{column}_mean"], row[f"{column}_ci_low"], row[f"{column}_ci_high"], 0)
@@ -373,10 +378,8 @@ def _quality(row: pd.Series) -> str:
         ci = _interval(row, "accuracy_change_points", _points, "not significant")
         return f"accuracy {_points(row['accuracy_change_points_mean'])} points{_paren(ci)}"
     better = "higher" if row.get("primary_higher_is_better", True) else "lower"
-    show = lambda v: f"{v:+.1f}%"  # noqa: E731
-    ci = _interval(row, "primary_change_pct", show, "not significant")
-    change = row["primary_change_pct_mean"]
-    shown = "n/a" if math.isnan(change) else show(change)
+    ci = _interval(row, "primary_change_pct", _pct_change, "not significant")
+    shown = _pct_change(row["primary_change_pct_mean"])
     return f"{metric} {shown}{_paren(f'{better} is better', ci)}"
 
 

@@ -37,6 +37,19 @@ INFERENCE_MEASURES = ("latency_ms", "time_s_per_1000", "energy_j_per_1000")
 (``_btrain``), as ``inference_<measure>_<batch>``, with ``provenance_inference_<batch>``."""
 
 
+def epoch_numbers(epochs: pd.DataFrame, column: str) -> pd.Series:
+    """An epoch column as numbers (NaN where a cell is not one; empty without the column)."""
+    return pd.to_numeric(epochs.get(column, pd.Series(dtype=float)), errors="coerce")
+
+
+def _last_and_best(values: pd.Series, higher: bool = True) -> tuple[float, float]:
+    """The last value of an epoch column and its best (highest, or lowest when lower is
+    better); NaN for both without epochs."""
+    if not len(values):
+        return math.nan, math.nan
+    return float(values.iloc[-1]), float(values.max() if higher else values.min())
+
+
 def sources_of(record: RunRecord) -> list[str]:
     """Energy sources named by the run's meta.json or its epoch columns, in first-seen order."""
     names = list(record.meta.get("energy", {}).get("sources", {}))
@@ -85,7 +98,7 @@ def _to_target(epochs: pd.DataFrame, target: float | None, status: str) -> dict[
     if target is None:
         row["target_status"] = "no_target"
         return row
-    accuracy = pd.to_numeric(epochs.get("accuracy", pd.Series(dtype=float)), errors="coerce")
+    accuracy = epoch_numbers(epochs, "accuracy")
     hits = [i for i, a in enumerate(accuracy) if a >= target]
     row["target_status"] = _target_status(bool(hits), status)
     if hits:
@@ -101,14 +114,12 @@ def _primary(meta: dict[str, Any], epochs: pd.DataFrame) -> dict[str, Any]:
     its name, direction, last and best value over the stored epochs."""
     metric = str(meta.get("primary_metric") or "accuracy")
     higher = bool(meta.get("higher_is_better", True))
-    values = pd.to_numeric(epochs.get(metric, pd.Series(dtype=float)), errors="coerce")
+    final, best = _last_and_best(epoch_numbers(epochs, metric), higher)
     return {
         "primary_metric": metric,
         "primary_higher_is_better": higher,
-        "final_primary": float(values.iloc[-1]) if len(values) else math.nan,
-        "best_primary": float(values.max() if higher else values.min())
-        if len(values)
-        else math.nan,
+        "final_primary": final,
+        "best_primary": best,
     }
 
 
@@ -146,12 +157,9 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
         "stopped_at_target": bool(meta.get("stopped_at_target", False)),
         "target_accuracy": target,
     }
-    accuracy = pd.to_numeric(epochs.get("accuracy", pd.Series(dtype=float)), errors="coerce")
-    row["final_accuracy"] = float(accuracy.iloc[-1]) if len(accuracy) else math.nan
-    row["best_accuracy"] = float(accuracy.max()) if len(accuracy) else math.nan
+    row["final_accuracy"], row["best_accuracy"] = _last_and_best(epoch_numbers(epochs, "accuracy"))
     row.update(_primary(meta, epochs))
-    loss = pd.to_numeric(epochs.get("val_loss", pd.Series(dtype=float)), errors="coerce")
-    row["final_val_loss"] = float(loss.iloc[-1]) if len(loss) else math.nan
+    row["final_val_loss"] = _last_and_best(epoch_numbers(epochs, "val_loss"))[0]
     for column in epochs.columns:
         if column.startswith(SUMMED_PREFIXES):
             row[column] = _total(epochs, column)
@@ -376,7 +384,7 @@ def phase_rows(
     """One row per run and phase: seconds, joules (total and per source), FLOPs, J/GFLOP;
     with ``calibrated`` (per run, :func:`calibrated_phases`) where any run has it, the
     ``CALIBRATED_COLUMNS`` too."""
-    with_calibration = calibrated is not None and any(calibrated)
+    figures = calibrated if calibrated and any(calibrated) else None
     rows = []
     for index, (_, run) in enumerate(summary.iterrows()):
         for phase in PHASES:
@@ -396,9 +404,8 @@ def phase_rows(
                 "flops": flops,
                 "j_per_gflop": run.get(f"j_per_gflop_{phase}", math.nan),
             }
-            if with_calibration:
-                assert calibrated is not None
-                figure = calibrated[index].get(phase, (math.nan, UNAVAILABLE, ""))
+            if figures is not None:
+                figure = figures[index].get(phase, (math.nan, UNAVAILABLE, ""))
                 row.update(zip(CALIBRATED_COLUMNS, figure, strict=True))
             for source in sources:
                 row[f"energy_j_{source}"] = run.get(f"energy_j_{phase}_{source}", math.nan)

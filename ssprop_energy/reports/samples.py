@@ -9,13 +9,14 @@ import math
 import pandas as pd
 
 from ..store import RunRecord
+from .runs import epoch_numbers
 
 SCORES = ("val_denoise_loss", "fd_classifier")
 COSTS = ("s_per_64", "j_per_64", "provenance")
 
 
 def _last_known(epochs: pd.DataFrame, column: str) -> float:
-    values = pd.to_numeric(epochs.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
+    values = epoch_numbers(epochs, column).dropna()
     return float(values.iloc[-1]) if len(values) else math.nan
 
 

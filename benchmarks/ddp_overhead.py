@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssprop_energy.harness.config import EnergyConfig
-from ssprop_energy.harness.distributed import RankGroup, Ranks
-from ssprop_energy.harness.recording import build_meter
+from ssprop_energy.harness.ranks.environment import Ranks
+from ssprop_energy.harness.ranks.group import RankGroup
+from ssprop_energy.harness.run.metering import build_meter
 from ssprop_energy.methods.ssprop import SSProp, SSPropConfig
 from ssprop_energy.sparse import set_keep
 

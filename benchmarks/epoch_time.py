@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from device import add_device_option, check_device, describe, synchronize
 
-from ssprop_energy.harness.build import RunContext, build_run
 from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.run.build import RunContext, build_run
+from ssprop_energy.harness.run.trainer import train_epoch, warm_up
 from ssprop_energy.harness.runs import RunSpec, plan_runs
-from ssprop_energy.harness.trainer import train_epoch, warm_up
 from ssprop_energy.profilers import EnergyMeter
 
 

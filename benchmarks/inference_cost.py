@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ssprop_energy.harness.build import build_run, load_run_data
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.inference import measure_inference
+from ssprop_energy.harness.run.build import build_run, load_run_data
+from ssprop_energy.harness.run.inference import measure_inference
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter
 

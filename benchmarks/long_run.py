@@ -36,7 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ssprop_energy.harness.power import TraceRecorder
+from ssprop_energy.harness.run.trace import TraceRecorder
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.store import POWER_DIR, RunMeta, RunStore

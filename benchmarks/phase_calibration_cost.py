@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ssprop_energy.harness.calibration.phases import MIN_PERIODS, REPEATS, calibrate_sweep_phases
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.phases import MIN_PERIODS, REPEATS, calibrate_sweep_phases
 from ssprop_energy.harness.runs import plan_runs
 
 

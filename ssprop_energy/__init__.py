@@ -12,10 +12,10 @@ from .flops import (
     register_flop_formula,
     training_flops,
 )
+from .harness.calibration.estimate import SweepEstimate, estimate_sweep
 from .harness.config import ProfileConfig, load_config
-from .harness.estimate import SweepEstimate, estimate_sweep
-from .harness.inference import measure_inference
-from .harness.runner import dry_run_table, run_sweep
+from .harness.run.inference import measure_inference
+from .harness.sweep.runner import dry_run_table, run_sweep
 from .integrations import RunRecorder
 from .methods import Method, MethodConfig, register_method
 from .models import build_model

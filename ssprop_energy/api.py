@@ -1,5 +1,5 @@
 """``profile``: a config end to end from Python, as ``ssprop-energy profile`` runs it: train
-and store the runs (:func:`~ssprop_energy.harness.runner.run_sweep`), then build and write
+and store the runs (:func:`~ssprop_energy.harness.sweep.runner.run_sweep`), then build and write
 the sweep's report, and hand back both."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .harness.config import ProfileConfig, load_config
-from .harness.progress import Reporter
-from .harness.runner import SweepResult, run_sweep
-from .harness.shard import parse_shard
+from .harness.sweep.progress import Reporter
+from .harness.sweep.runner import SweepResult, run_sweep
+from .harness.sweep.shard import parse_shard
 from .reports import Report, sweep_report
 
 

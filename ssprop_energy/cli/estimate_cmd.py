@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..harness.calibrate import INTERVAL
+from ..harness.calibration.estimate import DEFAULT_STEPS, SweepEstimate, estimate_sweep
+from ..harness.calibration.prices import INTERVAL
 from ..harness.config import load_config
-from ..harness.estimate import DEFAULT_STEPS, SweepEstimate, estimate_sweep
 from ._app import app, user_errors
 
 WIDE = 240

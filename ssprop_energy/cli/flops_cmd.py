@@ -113,8 +113,8 @@ def flops(
 def _from_config(config: Path) -> tuple[torch.nn.Module, tuple[int, ...], str, list[_Schedule]]:
     """The config's model and batch shape, and each sparse method's prepared model and
     schedule (at the first seed and sweep point)."""
-    from ..harness.build import build_run, load_run_data
     from ..harness.config import load_config
+    from ..harness.run.build import build_run, load_run_data
     from ..harness.runs import plan_runs
 
     cfg = load_config(config)

@@ -13,19 +13,13 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..harness.config import load_config
-from ..harness.distributed import (
-    Launch,
-    RankGroup,
-    check_distributable,
-    launch,
-    leave,
-    ranks_from_env,
-    record_failure,
-)
-from ..harness.progress import make_reporter
-from ..harness.runner import SweepResult, dry_run_table, run_sweep
+from ..harness.ranks.environment import ranks_from_env
+from ..harness.ranks.group import RankGroup, leave
+from ..harness.ranks.launch import Launch, check_distributable, launch, record_failure
 from ..harness.runs import RunSpec, plan_runs
-from ..harness.shard import resolve_shard
+from ..harness.sweep.progress import make_reporter
+from ..harness.sweep.runner import SweepResult, dry_run_table, run_sweep
+from ..harness.sweep.shard import resolve_shard
 from ..reports import Report, sweep_report
 from ..store import setup_label
 from ._app import app, user_errors

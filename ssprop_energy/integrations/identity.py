@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..harness.config import EnergyConfig
-from ..harness.recording import now
+from ..harness.run.metering import now
 from ..sparse import DropScheduler, sparse_layers
 from ..store import RunMeta, read_meta
 

@@ -38,16 +38,11 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..errors import UserError
-from ..harness.build import FlopCache, count_step_flops
 from ..harness.config import EnergyConfig, check_sweep_name, validation_message
-from ..harness.epoch import EpochAccumulator
-from ..harness.power import TraceRecorder
-from ..harness.recording import (
-    build_meter,
-    one_line,
-    record_end,
-    start_metering,
-)
+from ..harness.run.build import FlopCache, count_step_flops
+from ..harness.run.epoch import EpochAccumulator
+from ..harness.run.metering import build_meter, one_line, record_end, start_metering
+from ..harness.run.trace import TraceRecorder
 from ..profilers import EnergyMeter, Measurement
 from ..provenance import UNAVAILABLE
 from ..sparse import DropScheduler

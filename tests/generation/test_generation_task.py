@@ -20,8 +20,8 @@ from ssprop_energy.cli import app
 from ssprop_energy.data import DataConfig
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.run.trainer import run_training
 from ssprop_energy.harness.runs import plan_runs
-from ssprop_energy.harness.trainer import run_training
 from ssprop_energy.models import build_model
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.store import load_run

@@ -18,10 +18,10 @@ from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
-from ssprop_energy.harness import contention
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.contention import CpuContention
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.run import contention
+from ssprop_energy.harness.run.contention import CpuContention
+from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import CONTENTION_COLUMNS, load_sweep
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait guest guest_nice")

@@ -22,9 +22,11 @@ from typer.testing import CliRunner
 from ssprop_energy.cli import app
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.distributed import Launch, Ranks, global_source, ranks_from_env
-from ssprop_energy.harness.rank_rows import total_row
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.ranks.environment import Ranks, ranks_from_env
+from ssprop_energy.harness.ranks.launch import Launch
+from ssprop_energy.harness.ranks.names import global_source
+from ssprop_energy.harness.ranks.rows import total_row
+from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import load_run, load_sweep, rank_folder
 
 runner = CliRunner()

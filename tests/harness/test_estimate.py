@@ -18,16 +18,17 @@ from typer.testing import CliRunner
 
 from ssprop_energy import estimate_sweep
 from ssprop_energy.cli import app
-from ssprop_energy.harness import calibrate, estimate
-from ssprop_energy.harness.calibrate import INTERVAL, MIN_STEPS, Prices
-from ssprop_energy.harness.config import parse_config
-from ssprop_energy.harness.estimate import (
+from ssprop_energy.harness.calibration import estimate
+from ssprop_energy.harness.calibration import prices as calibrate
+from ssprop_energy.harness.calibration.estimate import (
     interval,
     keep_shares,
     predict_time_energy,
     scaled_part,
 )
-from ssprop_energy.harness.plans import batch_sizes, step_counts
+from ssprop_energy.harness.calibration.plans import batch_sizes, step_counts
+from ssprop_energy.harness.calibration.prices import INTERVAL, MIN_STEPS, Prices
+from ssprop_energy.harness.config import parse_config
 from ssprop_energy.profilers import Measurement, SourceInfo
 from ssprop_energy.sparse import DropScheduler
 from ssprop_energy.store import load_sweep

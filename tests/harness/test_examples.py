@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import dry_run_table
 from ssprop_energy.harness.runs import plan_runs
+from ssprop_energy.harness.sweep.runner import dry_run_table
 from ssprop_energy.methods import SSPropConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

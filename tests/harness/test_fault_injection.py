@@ -12,7 +12,7 @@ import pytest
 from harness_configs import write_config
 
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import is_run_dir, load_sweep
 
 DETERMINISTIC = ["epoch", "keep", "train_loss", "train_accuracy", "val_loss", "accuracy",
@@ -24,7 +24,7 @@ KILLED_AT_WRITE = """
 import os, signal, sys
 from pathlib import Path
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.sweep.runner import run_sweep
 real_replace, count, fatal = os.replace, [0], int(sys.argv[3])
 def replace(*args, **kwargs):  # every store write ends in os.replace
     count[0] += 1

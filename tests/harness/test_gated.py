@@ -10,7 +10,7 @@ from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
-from ssprop_energy.harness import trainer
+from ssprop_energy.harness.run import trainer
 from ssprop_energy.store import load_sweep
 
 runner = CliRunner()

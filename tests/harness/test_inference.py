@@ -17,11 +17,11 @@ from ssprop_energy.cli import app
 from ssprop_energy.data import Dataset
 from ssprop_energy.errors import UserError
 from ssprop_energy.flops import count_flops
-from ssprop_energy.harness import trainer
 from ssprop_energy.harness.config import load_config, parse_config
-from ssprop_energy.harness.inference import measure_inference
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.run import trainer
+from ssprop_energy.harness.run.inference import measure_inference
 from ssprop_energy.harness.runs import plan_runs
+from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.profilers.rapl import RaplSource
 from ssprop_energy.store import INFERENCE, load_sweep

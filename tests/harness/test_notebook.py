@@ -10,8 +10,8 @@ from harness_configs import write_config
 from nbclient import NotebookClient
 
 from ssprop_energy.flops import count_flops
-from ssprop_energy.harness.runner import SweepResult
-from ssprop_energy.harness.trainer import RunOutcome
+from ssprop_energy.harness.run.trainer import RunOutcome
+from ssprop_energy.harness.sweep.runner import SweepResult
 from ssprop_energy.models import build_model
 
 CELLS = [

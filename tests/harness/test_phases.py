@@ -18,10 +18,10 @@ from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 from ssprop_energy import estimate_sweep, profile, run_sweep
 from ssprop_energy.errors import UserError
-from ssprop_energy.harness import phases
+from ssprop_energy.harness.calibration import phases
+from ssprop_energy.harness.calibration.phases import CALIBRATED, calibrate_phases
+from ssprop_energy.harness.calibration.plans import plan_sweep
 from ssprop_energy.harness.config import ProfileConfig, parse_config
-from ssprop_energy.harness.phases import CALIBRATED, calibrate_phases
-from ssprop_energy.harness.plans import plan_sweep
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter, Measurement
 from ssprop_energy.reports.runs import calibrated_phases

@@ -10,8 +10,8 @@ import pytest
 from harness_configs import write_config
 from profiler_fakes import FakeGpu, FakeNvml
 
-from ssprop_energy.harness import checkpoint, power, trainer
 from ssprop_energy.harness.config import load_config
+from ssprop_energy.harness.run import checkpoint, trace, trainer
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.store import load_run
@@ -64,7 +64,7 @@ def test_a_run_stores_one_chunk_per_epoch_and_the_rest_at_its_end(tmp_path: Path
 
 
 def test_a_long_epoch_is_stored_in_parts(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(power, "PART_S", 0.0)  # a part after every step that has readings
+    monkeypatch.setattr(trace, "PART_S", 0.0)  # a part after every step that has readings
     run_dir = tmp_path / "run"
     # each step lasts several sampling intervals, so every part has readings
     trainer.run_training(spec_of(tmp_path, epochs=1), run_dir, on_step=lambda _: time.sleep(0.05))

@@ -11,7 +11,7 @@ from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
-from ssprop_energy.harness import trainer
+from ssprop_energy.harness.run import trainer
 from ssprop_energy.store import load_sweep
 
 runner = CliRunner()
@@ -248,7 +248,7 @@ def test_read_only_output_folder_loses_nothing(tmp_path: Path, monkeypatch) -> N
 
 def test_only_puts_the_old_run_back_when_the_rerun_hits_bad_input(tmp_path, monkeypatch) -> None:
     from ssprop_energy.errors import UserError
-    from ssprop_energy.harness import runner as runner_module
+    from ssprop_energy.harness.sweep import runner as runner_module
 
     config = write_config(tmp_path, methods=[{"name": "dense"}])
     assert _profile(str(config), "--quiet").exit_code == 0

@@ -17,9 +17,9 @@ from ssprop_energy import profile
 from ssprop_energy.cli import app
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import run_sweep
 from ssprop_energy.harness.runs import plan_runs
-from ssprop_energy.harness.shard import (
+from ssprop_energy.harness.sweep.runner import run_sweep
+from ssprop_energy.harness.sweep.shard import (
     Shard,
     parse_shard,
     resolve_shard,

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from ssprop_energy.cli import app, profile_cmd
 from ssprop_energy.errors import UserError
-from ssprop_energy.harness import trainer
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.run import trainer
 from ssprop_energy.harness.runs import plan_runs
+from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import LOCK, LOCK_STALE_AFTER_S, load_run, load_sweep
 
 runner = CliRunner()
@@ -317,7 +317,7 @@ def test_a_real_sigterm_stops_a_profile_process(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_marks_the_run_failed_and_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from ssprop_energy.harness import checkpoint
+    from ssprop_energy.harness.run import checkpoint
 
     config = write_config(tmp_path, methods=[{"name": "dense"}])
 

@@ -10,7 +10,7 @@ from harness_configs import write_config
 from integration_loops import PROFILE_OVERRIDES
 
 from ssprop_energy.harness.config import load_config
-from ssprop_energy.harness.runner import run_sweep
+from ssprop_energy.harness.sweep.runner import run_sweep
 
 
 @pytest.fixture(autouse=True)

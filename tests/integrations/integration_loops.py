@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from harness_configs import tiny_config
 
 from ssprop_energy import RunRecorder
-from ssprop_energy.harness.build import RunContext, build_run
 from ssprop_energy.harness.config import parse_config
+from ssprop_energy.harness.run.build import RunContext, build_run
 from ssprop_energy.harness.runs import RunSpec, plan_runs
 
 ENERGY = {"codecarbon": False, "idle_s": 0, "interval_s": 0.05}

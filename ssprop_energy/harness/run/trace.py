@@ -3,8 +3,8 @@ so the meter holds at most one chunk (docs/store.md, "power/")."""
 
 from __future__ import annotations
 
-from ..profilers import EnergyMeter
-from ..store import PowerWriter
+from ...profilers import EnergyMeter
+from ...store import PowerWriter
 
 PART_S = 600.0
 """An epoch's readings are stored at least every 10 minutes (one part each)."""

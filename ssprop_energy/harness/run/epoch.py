@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..profilers import Measurement
-from ..provenance import UNAVAILABLE, combine
-from ..store import PHASES
+from ...profilers import Measurement
+from ...provenance import UNAVAILABLE, combine
+from ...store import PHASES
 
 
 def _total(values: list[float]) -> float:

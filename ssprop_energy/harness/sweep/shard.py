@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..errors import UserError
-from ..store import MATRIX_COLUMNS, setup_label
-from .runs import RunSpec
+from ...errors import UserError
+from ...store import MATRIX_COLUMNS, setup_label
+from ..runs import RunSpec
 
 SLURM_TASK_ID = "SLURM_ARRAY_TASK_ID"
 SLURM_TASK_COUNT = "SLURM_ARRAY_TASK_COUNT"

@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..data import Dataset
-from ..flops.training import count_flops_at
-from ..methods import Method
-from ..sparse import DropScheduler
-from .build import RunContext, build_run, load_run_data
-from .runs import RunSpec
+from ...data import Dataset
+from ...flops.training import count_flops_at
+from ...methods import Method
+from ...sparse import DropScheduler
+from ..run.build import RunContext, build_run, load_run_data
+from ..runs import RunSpec
 
 
 def step_counts(

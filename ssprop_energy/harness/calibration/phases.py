@@ -30,18 +30,18 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import UserError
-from ..profilers import EnergyMeter, Measurement
-from ..provenance import UNAVAILABLE, combine, combine_sources
-from ..store import PHASE_CALIBRATION, atomic_write_csv, read_phase_calibration
-from ..tasks import Batch
-from .build import RunContext
-from .calibrate import INTERVAL, WARMUP_STEPS, t_interval
-from .epoch import EpochAccumulator
+from ...errors import UserError
+from ...profilers import EnergyMeter, Measurement
+from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...store import PHASE_CALIBRATION, atomic_write_csv, read_phase_calibration
+from ...tasks import Batch
+from ..run.build import RunContext
+from ..run.epoch import EpochAccumulator
+from ..run.metering import build_meter
+from ..run.trainer import RunDiverged, grad_scaler, train_step
+from ..runs import RunSpec
 from .plans import RunPlan, batch_sizes, first_position, plan_sweep
-from .recording import build_meter
-from .runs import RunSpec
-from .trainer import RunDiverged, grad_scaler, train_step
+from .prices import INTERVAL, WARMUP_STEPS, t_interval
 
 MIN_PERIODS = 20
 """A block lasts at least this many update periods of the meter's slowest source."""

@@ -20,12 +20,19 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import UserError
-from ..profilers import EnergyMeter, emissions_kg
-from ..provenance import UNAVAILABLE, combine, combine_sources
-from ..store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
-from .build import step_flops
-from .calibrate import (
+from ...errors import UserError
+from ...profilers import EnergyMeter, emissions_kg
+from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
+from ..config import ProfileConfig
+from ..run.build import step_flops
+from ..run.metering import build_meter
+from ..run.trainer import eval_flops
+from ..runs import plan_runs
+from ..sweep.runner import sweep_folder
+from .phases import predicted_phases, sweep_phases
+from .plans import RunPlan, first_position, plan_sweep
+from .prices import (
     ENERGY,
     TIME,
     Prices,
@@ -34,13 +41,6 @@ from .calibrate import (
     t_interval,
     time_epoch_extras,
 )
-from .config import ProfileConfig
-from .phases import predicted_phases, sweep_phases
-from .plans import RunPlan, first_position, plan_sweep
-from .recording import build_meter
-from .runner import sweep_folder
-from .runs import plan_runs
-from .trainer import eval_flops
 
 DEFAULT_STEPS = 20
 """Measured steps per keep at most (``--steps``)."""

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..store import epoch_number, setup_label
-from .runs import RunSpec
-from .trainer import RunOutcome, StepInfo
+from ...store import epoch_number, setup_label
+from ..run.trainer import RunOutcome, StepInfo
+from ..runs import RunSpec
 
 
 class Reporter(Protocol):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..store import atomic_write
+from ...store import atomic_write
 from .build import RunContext
 
 

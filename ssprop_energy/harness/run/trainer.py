@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..errors import UserError
-from ..profilers import EnergyMeter
-from ..store import (
+from ...errors import UserError
+from ...profilers import EnergyMeter
+from ...store import (
     CHECKPOINT,
     POWER_DIR,
     RANKS_DIR,
@@ -31,16 +31,17 @@ from ..store import (
     epoch_number,
     remove_temp_files,
 )
-from ..tasks import Batch, EpochEnd, build_task
+from ...tasks import Batch, EpochEnd, build_task
+from ..ranks.group import RankGroup
+from ..ranks.run import RankRun
+from ..runs import RunSpec
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .contention import CpuContention
-from .distributed import RankGroup, RankRun
 from .epoch import EpochAccumulator
 from .inference import measure_inference
-from .power import TraceRecorder
-from .recording import build_meter, now, one_line, record_end, start_metering
-from .runs import RunSpec
+from .metering import build_meter, now, one_line, record_end, start_metering
+from .trace import TraceRecorder
 
 
 class RunDiverged(Exception):
@@ -339,7 +340,7 @@ def run_training(
     later one (a write that failed) marks it ``failed``. A StoreConflict (another process
     writes the run) is re-raised and leaves the run to that process.
 
-    ``group``: this process is one rank of a distributed run (``harness.distributed``):
+    ``group``: this process is one rank of a distributed run (``harness.ranks``):
     every rank trains its shard, rank 0 alone writes the store (every rank's folder and the
     totals), and any exception is re-raised once recorded, so the launch stops whole.
     """

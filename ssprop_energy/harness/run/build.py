@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Dataset
-from ..errors import UserError
-from ..flops.counter import InputSpec
-from ..flops.training import count_flops_at
-from ..methods import Method, build_method
-from ..models import MODELS, build_model, load_factory
-from ..store import WEIGHTS
-from ..tasks import Task, build_task
-from .runs import RunSpec
+from ...data import Dataset
+from ...errors import UserError
+from ...flops.counter import InputSpec
+from ...flops.training import count_flops_at
+from ...methods import Method, build_method
+from ...models import MODELS, build_model, load_factory
+from ...store import WEIGHTS
+from ...tasks import Task, build_task
+from ..runs import RunSpec
 
 FlopCache = dict[tuple[int, float, int], tuple[int, int]]
 """(id of the model, keep, batch) -> (forward, backward) FLOPs of one step."""

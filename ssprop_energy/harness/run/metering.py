@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import torch
 
-from ..errors import UserError
-from ..profilers import EnergyMeter, energy_meta, environment_meta
-from ..store import RunMeta, RunStore, Status
-from .config import EnergyConfig
-from .power import TraceRecorder
+from ...errors import UserError
+from ...profilers import EnergyMeter, energy_meta, environment_meta
+from ...store import RunMeta, RunStore, Status
+from ..config import EnergyConfig
+from .trace import TraceRecorder
 
 
 def now() -> str:

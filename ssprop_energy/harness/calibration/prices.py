@@ -12,15 +12,15 @@ from pathlib import Path
 
 from scipy import stats
 
-from ..errors import UserError
-from ..profilers import EnergyMeter, Measurement
-from ..provenance import UNAVAILABLE, combine
-from ..tasks import Batch
-from .build import RunContext
-from .checkpoint import save_checkpoint
-from .epoch import EpochAccumulator
-from .runs import RunSpec
-from .trainer import RunDiverged, eval_flops, evaluate_metrics, grad_scaler, train_step
+from ...errors import UserError
+from ...profilers import EnergyMeter, Measurement
+from ...provenance import UNAVAILABLE, combine
+from ...tasks import Batch
+from ..run.build import RunContext
+from ..run.checkpoint import save_checkpoint
+from ..run.epoch import EpochAccumulator
+from ..run.trainer import RunDiverged, eval_flops, evaluate_metrics, grad_scaler, train_step
+from ..runs import RunSpec
 
 STOP_RSE = 0.03
 """A keep's calibration stops once the relative standard error of its mean step time,

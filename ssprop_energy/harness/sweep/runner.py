@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 import yaml
 
-from ..data import Dataset
-from ..errors import UserError
-from ..flops import training_flops
-from ..store import (
+from ...data import Dataset
+from ...errors import UserError
+from ...flops import training_flops
+from ...store import (
     CONFIG,
     LOCK,
     SETTLED,
@@ -29,15 +29,16 @@ from ..store import (
     setup_label,
     write_matrix,
 )
-from .build import build_run, init_weights, load_run_data
-from .config import ProfileConfig
-from .distributed import RankGroup, check_distributable
-from .phases import calibrate_sweep_phases
+from ..calibration.phases import calibrate_sweep_phases
+from ..config import ProfileConfig
+from ..ranks.group import RankGroup
+from ..ranks.launch import check_distributable
+from ..run.build import build_run, init_weights, load_run_data
+from ..run.trainer import RunOutcome, run_training
+from ..runs import RunSpec, plan_runs
 from .progress import Reporter, default_reporter
-from .runs import RunSpec, plan_runs
 from .shard import Shard, matrix_table, shard_runs
 from .signals import Terminated, stop_on_signals, stop_signal
-from .trainer import RunOutcome, run_training
 
 REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
 RESULT_COLUMNS = ("run", "status", "epochs", "accuracy", "energy_j", "time_s", "error")
@@ -162,9 +163,9 @@ def run_sweep(
     group: RankGroup | None = None,
 ) -> SweepResult:
     """Train every planned run not yet ended; ``only`` reruns the named runs from scratch;
-    ``shard`` keeps only its part of the matrix (``harness.shard``; ``only`` and
+    ``shard`` keeps only its part of the matrix (``harness.sweep.shard``; ``only`` and
     ``max_runs`` then choose within it). ``group``: this process is one rank of
-    distributed runs (``harness.distributed``): rank 0 claims each run and tells the other
+    distributed runs (``harness.ranks``): rank 0 claims each run and tells the other
     ranks whether to train it with it; only rank 0 writes.
 
     Each run is claimed first (``store.RunLock``): a run another live process holds is

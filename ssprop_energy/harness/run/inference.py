@@ -21,11 +21,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..data import Dataset
-from ..errors import UserError
-from ..flops.training import count_flops_at
-from ..profilers import EnergyMeter, Measurement
-from ..provenance import combine_sources
+from ...data import Dataset
+from ...errors import UserError
+from ...flops.training import count_flops_at
+from ...profilers import EnergyMeter, Measurement
+from ...provenance import combine_sources
 
 PER_SAMPLES = 1000
 """Time and energy are given per this many samples."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import PHASES, PowerWriter, RunStore, rank_folder
+from ...store import PHASES, PowerWriter, RunStore, rank_folder
 
 SAME_ON_EVERY_RANK = ("run_id", "epoch", "steps", "keep")
 

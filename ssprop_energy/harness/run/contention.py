@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psutil
 
-from ..store import CONTENTION_COLUMNS
+from ...store import CONTENTION_COLUMNS
 
 
 def machine_cpu_s() -> tuple[float, float]:

@@ -1,0 +1,2 @@
+"""Prices measured on this machine and what they predict: the planned runs, step prices, the
+differential phases and the estimate."""

@@ -23,6 +23,7 @@ import pandas as pd
 from ...errors import UserError
 from ...profilers import EnergyMeter, emissions_kg
 from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...stats import mean_var, t_interval
 from ...store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
 from ..config import ProfileConfig
 from ..run.build import step_flops
@@ -38,7 +39,6 @@ from .prices import (
     Prices,
     calibrate_eval,
     calibrate_steps,
-    t_interval,
     time_epoch_extras,
 )
 
@@ -67,14 +67,12 @@ def scaled_part(
     unit at the run's mean fraction over the ``n`` calibrated units."""
     n = len(fixed)
     ratio = fraction_sum / count if count else 0.0
-    units = [f + ratio * s for f, s in zip(fixed, scaled, strict=True)]
-    mean = sum(units) / n
-    s2 = sum((u - mean) ** 2 for u in units) / (n - 1) if n > 1 else 0.0
+    mean, s2 = mean_var([f + ratio * s for f, s in zip(fixed, scaled, strict=True)])
     return Part(count * mean, count**2 * s2 / n + count * s2, n)
 
 
 def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
-    """(total, low, high): the sum of ``parts`` and its ``calibrate.INTERVAL`` Student t interval,
+    """(total, low, high): the sum of ``parts`` and its ``stats.LEVEL`` Student t interval,
     with the standard deviations combined in quadrature and ``min(n) - 1`` degrees of
     freedom over the parts with a spread; ``low`` is never below 0 (a cost is not
     negative)."""

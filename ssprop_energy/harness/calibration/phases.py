@@ -11,8 +11,8 @@ give per-step means, and the phases come from their differences:
 
     forward = F,  backward = FB - F,  optimizer = S - FB
 
-each with a Student t interval (:func:`.calibrate.t_interval`, the standard errors of the two
-means in quadrature). A phase whose interval holds 0 is within the calibration's own noise:
+each with a Student t interval (:func:`ssprop_energy.stats.t_interval`: the standard errors of the
+two means in quadrature). A phase whose interval holds 0 is within the calibration's own noise:
 it has no figure, and says so.
 """
 
@@ -33,6 +33,7 @@ import pandas as pd
 from ...errors import UserError
 from ...profilers import EnergyMeter, Measurement
 from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...stats import LEVEL, mean_var, t_interval
 from ...store import PHASE_CALIBRATION, atomic_write_csv, read_phase_calibration
 from ...tasks import Batch
 from ..run.build import RunContext
@@ -41,7 +42,7 @@ from ..run.metering import build_meter
 from ..run.trainer import RunDiverged, grad_scaler, train_step
 from ..runs import RunSpec
 from .plans import RunPlan, batch_sizes, first_position, plan_sweep
-from .prices import INTERVAL, WARMUP_STEPS, t_interval
+from .prices import WARMUP_STEPS
 
 MIN_PERIODS = 20
 """A block lasts at least this many update periods of the meter's slowest source."""
@@ -75,11 +76,10 @@ class PhasePrice:
     note: str = ""
 
 
-def _mean_var(values: Sequence[float]) -> tuple[float, float]:
+def _mean_and_error(values: Sequence[float]) -> tuple[float, float]:
     """Mean and the variance of the mean."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, sum((v - mean) ** 2 for v in values) / (n - 1) / n
+    mean, var = mean_var(values)
+    return mean, var / len(values)
 
 
 @dataclass
@@ -108,9 +108,9 @@ class PhaseBlocks:
 
     def difference(self, phase: str, quantity: str) -> tuple[float, float, float]:
         """(mean, low, high) per step of ``phase``: its block minus the block before it."""
-        upper = _mean_var(self.per_step(phase, quantity))
+        upper = _mean_and_error(self.per_step(phase, quantity))
         index = CALIBRATED.index(phase)
-        lower = _mean_var(self.per_step(CALIBRATED[index - 1], quantity)) if index else (0, 0)
+        lower = _mean_and_error(self.per_step(CALIBRATED[index - 1], quantity)) if index else (0, 0)
         mean, var = upper[0] - lower[0], upper[1] + lower[1]
         return (mean, *t_interval(mean, var, len(self.blocks[phase]) - 1))
 
@@ -141,8 +141,7 @@ class PhaseBlocks:
                 energy, low, high = self.difference(phase, "energy_j")
                 if low <= 0:
                     note = (
-                        f"within its own noise: {INTERVAL:.0%} CI {low:.3g} to {high:.3g} J "
-                        "per step"
+                        f"within its own noise: {LEVEL:.0%} CI {low:.3g} to {high:.3g} J per step"
                     )
                     energy = math.nan
             prices.append(PhasePrice(phase, energy, low, high, seconds, label, w_j, w_label, note))

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scipy import stats
-
 from ...errors import UserError
 from ...profilers import EnergyMeter, Measurement
 from ...provenance import UNAVAILABLE, combine
+from ...stats import mean_var
 from ...tasks import Batch
 from ..run.build import RunContext
 from ..run.checkpoint import save_checkpoint
@@ -33,8 +32,6 @@ EVAL_BATCHES = 3
 """Measured evaluation batches per model (after one unmeasured batch)."""
 SCALED_PHASES = ("data", "forward", "backward")
 """Phases whose cost grows with the batch's samples; the optimizer's does not."""
-INTERVAL = 0.95
-"""Coverage of every calibrated interval (two-sided, Student t)."""
 TIME = "time_s"
 ENERGY = "energy_j"
 """Quantities of a price besides the energy of each source (by its name)."""
@@ -89,11 +86,8 @@ class Prices:
         sd 0 below two units)."""
         if name not in self.fixed:
             return math.nan, math.nan
-        values = self.totals(name)
-        mean = sum(values) / len(values)
-        if len(values) < 2:
-            return mean, 0.0
-        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        mean, var = mean_var(self.totals(name))
+        return mean, math.sqrt(var)
 
     def rse(self) -> float:
         """Relative standard error of the mean unit time (inf below two units)."""
@@ -101,13 +95,6 @@ class Prices:
         if self.n < 2 or mean <= 0:
             return math.inf
         return sd / math.sqrt(self.n) / mean
-
-
-def t_interval(value: float, var: float, df: int) -> tuple[float, float]:
-    """(low, high): the ``INTERVAL`` Student t interval around ``value`` with variance
-    ``var`` and ``df`` degrees of freedom."""
-    half = float(stats.t.ppf(0.5 + INTERVAL / 2, df)) * math.sqrt(var)
-    return value - half, value + half
 
 
 def _split(

@@ -25,12 +25,11 @@ from ...profilers import EnergyMeter, emissions_kg
 from ...provenance import UNAVAILABLE, combine, combine_sources
 from ...stats import mean_var, t_interval
 from ...store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
-from ..config import ProfileConfig
+from ..config import ProfileConfig, sweep_folder
 from ..run.build import step_flops
 from ..run.metering import build_meter
 from ..run.trainer import eval_flops
 from ..runs import plan_runs
-from ..sweep.runner import sweep_folder
 from .phases import predicted_phases, sweep_phases
 from .plans import RunPlan, first_position, plan_sweep
 from .prices import (

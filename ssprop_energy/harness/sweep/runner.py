@@ -30,7 +30,7 @@ from ...store import (
     write_matrix,
 )
 from ..calibration.phases import calibrate_sweep_phases
-from ..config import ProfileConfig
+from ..config import ProfileConfig, sweep_folder
 from ..ranks.group import RankGroup
 from ..ranks.launch import check_distributable
 from ..run.build import build_run, init_weights, load_run_data
@@ -137,18 +137,6 @@ def _prepare_output(cfg: ProfileConfig, sweep_dir: Path, planned: list[RunSpec])
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     atomic_write_text(sweep_dir / CONFIG, text)
     write_matrix(sweep_dir, matrix_table(planned))
-
-
-def sweep_folder(cfg: ProfileConfig, out: Path | None = None) -> Path:
-    """``OUT/NAME``; a name whose folder, resolved, is not inside OUT is a UserError."""
-    root = out or cfg.output
-    sweep_dir = root / cfg.name
-    inside, resolved = root.resolve(), sweep_dir.resolve()
-    if resolved == inside or not resolved.is_relative_to(inside):
-        raise UserError(
-            f"name: {cfg.name!r} leads to {resolved}, outside the output folder {inside}"
-        )
-    return sweep_dir
 
 
 def run_sweep(

@@ -78,12 +78,14 @@ def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
     return total, max(0.0, low), high
 
 
-def keep_shares(counts: Counter[tuple[float, int]], unit: int) -> dict[float, tuple[int, float]]:
-    """Per keep: (steps, the sum of their sample fractions ``samples / unit``)."""
+def keep_shares(
+    counts: Counter[tuple[float, int]], full_batch: int
+) -> dict[float, tuple[int, float]]:
+    """Per keep: (steps, the sum of their sample fractions ``samples / full_batch``)."""
     shares: dict[float, tuple[int, float]] = {}
     for (keep, size), count in counts.items():
         steps, fractions = shares.get(keep, (0, 0.0))
-        shares[keep] = (steps + count, fractions + count * size / unit)
+        shares[keep] = (steps + count, fractions + count * size / full_batch)
     return shares
 
 
@@ -255,7 +257,7 @@ def estimate_sweep(
     ``profile`` finds them and records each run's prediction in its meta.json.
 
     ``steps``: measured steps per priced keep at most (at least 2). With
-    ``energy.phase_calibration`` the same meter also calibrates the phases of every unit
+    ``energy.phase_calibration`` the same meter also calibrates the phases of every price key
     not yet in the sweep's phase_calibration.csv (:mod:`.phases`), and estimate.csv gains
     each run's predicted ``energy_j_<phase>_calibrated``. Bad input (the config,
     ``steps``, an unwritable folder) is a UserError; nothing else in the folder changes."""

@@ -3,7 +3,7 @@ optimizer phases, from blocks long enough for the energy counter (docs/phases.md
 
 A phase's own window lasts milliseconds, shorter than a GPU energy counter's update period,
 so the meter splits it by time (``split``), as if every phase drew the same power. Here, for
-one priced unit (a model, batch, keep, task and AMP setting: :func:`.plans.price_key`),
+one price key (a model, batch, keep, task and AMP setting: :func:`.plans.price_key`),
 blocks of the run's own steps (:func:`.trainer.train_step`) cut short after the forward, after
 the backward, and whole, each last at least ``MIN_PERIODS`` update periods of the meter's
 slowest source, so each block is read directly. ``REPEATS`` blocks of each kind, interleaved,
@@ -59,7 +59,7 @@ WINDOW = "phase_calibration"
 
 @dataclass(frozen=True)
 class PhasePrice:
-    """One phase of one priced unit, per training step: joules (NaN without a figure or
+    """One phase of one price key, per training step: joules (NaN without a figure or
     within noise), their interval, seconds, label, and a note saying why there is no figure.
     ``windowed_j``/``windowed_provenance``: what the phase's own windows gave in the
     full-step blocks (the meter's per-window figure, for comparison)."""
@@ -83,7 +83,7 @@ def _mean_and_error(values: Sequence[float]) -> tuple[float, float]:
 
 @dataclass
 class PhaseBlocks:
-    """The measured blocks of one unit: steps per block and one Measurement per block, by
+    """The measured blocks of one price key: steps per block and one Measurement per block, by
     kind (``CALIBRATED``), and the phase windows of the full-step blocks."""
 
     steps: dict[str, int]

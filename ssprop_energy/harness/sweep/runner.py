@@ -177,7 +177,7 @@ def run_sweep(
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
-            phases = _phase_calibration(cfg, runs, sweep_dir, bool(only), reporter)
+            phases = _calibrate_phases_first(cfg, runs, sweep_dir, bool(only), reporter)
             for index, spec in enumerate(runs, 1):
                 recorded = (estimates.get(spec.run_id), phases.get(spec.run_id))
                 position = (index, len(runs))
@@ -218,7 +218,7 @@ def _follow(
         result.current = None
 
 
-def _phase_calibration(
+def _calibrate_phases_first(
     cfg: ProfileConfig, runs: list[RunSpec], sweep_dir: Path, rerun: bool, reporter: Reporter
 ) -> dict[str, dict[str, Any]]:
     """With ``energy.phase_calibration``: calibrate the phases of the runs still to train

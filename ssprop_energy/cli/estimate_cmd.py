@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..harness.calibration.estimate import DEFAULT_STEPS, SweepEstimate, estimate_sweep
-from ..harness.calibration.prices import INTERVAL
 from ..harness.config import load_config
+from ..stats import LEVEL
 from ._app import app, user_errors
 
 WIDE = 240
@@ -65,7 +65,7 @@ def _range(value: float, low: float, high: float, digits: int = 1) -> str:
 
 
 def _table(name: str, result: SweepEstimate) -> Table:
-    level = f"{100 * INTERVAL:.0f}%"
+    level = f"{100 * LEVEL:.0f}%"
     view = Table(title=f"{name}: {len(result.runs)} runs predicted (nothing trained)")
     columns = (
         "run",

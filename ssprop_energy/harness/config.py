@@ -208,6 +208,18 @@ class ProfileConfig(_Section):
         return self.output / self.name
 
 
+def sweep_folder(cfg: ProfileConfig, out: Path | None = None) -> Path:
+    """``OUT/NAME``; a name whose folder, resolved, is not inside OUT is a UserError."""
+    root = out or cfg.output
+    sweep_dir = root / cfg.name
+    inside, resolved = root.resolve(), sweep_dir.resolve()
+    if resolved == inside or not resolved.is_relative_to(inside):
+        raise UserError(
+            f"name: {cfg.name!r} leads to {resolved}, outside the output folder {inside}"
+        )
+    return sweep_dir
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from ..provenance import across_runs
+from ..stats import paired_interval
 from ..store import FINISHED, NO_SETUP
 from .compare import CHANGES, RELATIVE_CHANGES, SAVINGS
 from .runs import TO_TARGET
-from .stats import paired_interval
 
 GROUP = ["method", "method_label", "model", "dataset", "setup"]
 SWEEP = ["method_label", "model", "dataset"]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
+from ..stats import LEVEL, TEST, Interval
 from ..store import (
     FINISHED,
     NO_SETUP,
@@ -43,7 +44,6 @@ from .runs import (
     tidy_sampling,
 )
 from .samples import final_grid
-from .stats import LEVEL, TEST, Interval
 
 
 @dataclass(frozen=True)

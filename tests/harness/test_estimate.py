@@ -27,10 +27,11 @@ from ssprop_energy.harness.calibration.estimate import (
     scaled_part,
 )
 from ssprop_energy.harness.calibration.plans import batch_sizes, step_counts
-from ssprop_energy.harness.calibration.prices import INTERVAL, MIN_STEPS, Prices
+from ssprop_energy.harness.calibration.prices import MIN_STEPS, Prices
 from ssprop_energy.harness.config import parse_config
 from ssprop_energy.profilers import Measurement, SourceInfo
 from ssprop_energy.sparse import DropScheduler
+from ssprop_energy.stats import LEVEL as INTERVAL
 from ssprop_energy.store import load_sweep
 
 runner = CliRunner()

@@ -19,7 +19,7 @@ from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 from ssprop_energy import estimate_sweep, profile, run_sweep
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.calibration import phases
-from ssprop_energy.harness.calibration.phases import CALIBRATED, calibrate_phases
+from ssprop_energy.harness.calibration.phases import CALIBRATED, measure_blocks
 from ssprop_energy.harness.calibration.plans import plan_sweep
 from ssprop_energy.harness.config import ProfileConfig, parse_config
 from ssprop_energy.harness.runs import plan_runs
@@ -127,7 +127,7 @@ def test_calibrated_phases_are_within_3_percent_where_windows_are_off_by_the_pow
     plan = _plan(tmp_path)
     meter = _simulated(plan)
     with meter:
-        blocks = calibrate_phases(plan.ctx, plan.spec, meter, (0, 0))
+        blocks = measure_blocks(plan, meter, (0, 0))
     prices = {p.phase: p for p in blocks.prices()}
     step_s = sum(PHASE_S.values())
     mean_w = sum(TRUTH_J.values()) / step_s
@@ -174,7 +174,7 @@ def test_on_the_cpu_model_the_calibrated_figure_stays_estimated(tmp_path, monkey
     monkeypatch.setattr("ssprop_energy.profilers.meter.CodeCarbonRun", lambda *_: carbon)
     meter = _simulated(plan, gpu=False)
     with meter:
-        blocks = calibrate_phases(plan.ctx, plan.spec, meter, (0, 0), repeats=2)
+        blocks = measure_blocks(plan, meter, (0, 0), repeats=2)
     prices = blocks.prices()
     assert {p.provenance for p in prices} == {"estimated"}
     assert [p.phase for p in prices] == list(CALIBRATED)
@@ -197,7 +197,7 @@ def test_a_diverging_calibration_is_one_error_line(tmp_path):
     meter = _simulated(plan)
     plan.ctx.task.loss = lambda model, batch: (torch.tensor(float("nan")), {})
     with meter, pytest.raises(UserError, match="phase calibration: loss became nan"):
-        calibrate_phases(plan.ctx, plan.spec, meter, (0, 0))
+        measure_blocks(plan, meter, (0, 0))
 
 
 def _calibrated_config(

@@ -3,8 +3,9 @@ training from a short calibration on this machine (docs/estimate.md).
 
 A run's training steps are counted per keep from its schedule's exact sequence of keeps
 (``method.scheduler``), each step weighted by its batch's samples; each keep's step price,
-each model's evaluation price and an epoch's extras come from :mod:`.calibrate`. A total's
-interval adds the error of the calibrated means and the run's own step-to-step spread.
+each model's evaluation price and an epoch's extras come from :mod:`.prices`, each price key
+measured once (:func:`.plans.price_each_once`). A total's interval adds the error of the
+calibrated means and the run's own step-to-step spread.
 """
 
 from __future__ import annotations
@@ -23,24 +24,16 @@ import pandas as pd
 from ...errors import UserError
 from ...profilers import EnergyMeter, emissions_kg
 from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...stats import mean_var, t_interval
 from ...store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
-from ..config import ProfileConfig
+from ..config import ProfileConfig, sweep_folder
 from ..run.build import step_flops
 from ..run.metering import build_meter
 from ..run.trainer import eval_flops
 from ..runs import plan_runs
-from ..sweep.runner import sweep_folder
-from .phases import predicted_phases, sweep_phases
-from .plans import RunPlan, first_position, plan_sweep
-from .prices import (
-    ENERGY,
-    TIME,
-    Prices,
-    calibrate_eval,
-    calibrate_steps,
-    t_interval,
-    time_epoch_extras,
-)
+from .phases import calibrate_sweep_phases, predicted_phases
+from .plans import Priced, RunPlan, eval_keys, plan_sweep, price_each_once
+from .prices import ENERGY, TIME, Extras, Prices, measure_eval, measure_extras, measure_steps
 
 DEFAULT_STEPS = 20
 """Measured steps per keep at most (``--steps``)."""
@@ -67,14 +60,12 @@ def scaled_part(
     unit at the run's mean fraction over the ``n`` calibrated units."""
     n = len(fixed)
     ratio = fraction_sum / count if count else 0.0
-    units = [f + ratio * s for f, s in zip(fixed, scaled, strict=True)]
-    mean = sum(units) / n
-    s2 = sum((u - mean) ** 2 for u in units) / (n - 1) if n > 1 else 0.0
+    mean, s2 = mean_var([f + ratio * s for f, s in zip(fixed, scaled, strict=True)])
     return Part(count * mean, count**2 * s2 / n + count * s2, n)
 
 
 def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
-    """(total, low, high): the sum of ``parts`` and its ``calibrate.INTERVAL`` Student t interval,
+    """(total, low, high): the sum of ``parts`` and its ``stats.LEVEL`` Student t interval,
     with the standard deviations combined in quadrature and ``min(n) - 1`` degrees of
     freedom over the parts with a spread; ``low`` is never below 0 (a cost is not
     negative)."""
@@ -87,22 +78,15 @@ def interval(parts: Iterable[Part]) -> tuple[float, float, float]:
     return total, max(0.0, low), high
 
 
-def keep_shares(counts: Counter[tuple[float, int]], unit: int) -> dict[float, tuple[int, float]]:
-    """Per keep: (steps, the sum of their sample fractions ``samples / unit``)."""
+def keep_shares(
+    counts: Counter[tuple[float, int]], full_batch: int
+) -> dict[float, tuple[int, float]]:
+    """Per keep: (steps, the sum of their sample fractions ``samples / full_batch``)."""
     shares: dict[float, tuple[int, float]] = {}
     for (keep, size), count in counts.items():
         steps, fractions = shares.get(keep, (0, 0.0))
-        shares[keep] = (steps + count, fractions + count * size / unit)
+        shares[keep] = (steps + count, fractions + count * size / full_batch)
     return shares
-
-
-@dataclass
-class Extras:
-    """What an epoch adds besides its steps and evaluation batches (seconds): counting the
-    validation FLOPs (inside the epoch's ``time_s``) and saving the checkpoint (after it)."""
-
-    flops_s: float
-    checkpoint_s: float
 
 
 def predict_time_energy(
@@ -143,7 +127,7 @@ def predict_run(
     """The run's estimate.csv row (docs/estimate.md) from its plan and the prices of its
     keeps, its evaluation and its epochs' extras."""
     spec, epochs = plan.spec, plan.epochs
-    shares = keep_shares(plan.counts, plan.unit)
+    shares = keep_shares(plan.counts, plan.full_batch)
     eval_batches = epochs * len(plan.val_sizes)
     eval_fractions = epochs * sum(plan.val_sizes) / evals.samples
     constant_s = epochs * extras.flops_s
@@ -192,19 +176,6 @@ def predict_run(
     return row
 
 
-@dataclass
-class Calibrated:
-    """One calibration: what it priced, on which run, its prices and what it cost."""
-
-    plan: RunPlan
-    keep: float | None  # None: the evaluation of the plan's model
-    prices: Prices
-    time_s: float
-    energy_j: float
-    extras: Extras | None = None
-    runs: int = 0
-
-
 @dataclass(frozen=True)
 class SweepEstimate:
     """What ``estimate_sweep`` predicted and what the calibration cost."""
@@ -229,49 +200,26 @@ class SweepEstimate:
         return self.time_s / float(self.runs["time_s"].sum())
 
 
-def _metered(meter: EnergyMeter, plan: RunPlan, keep: float | None, measure: Any) -> Calibrated:
-    """Run ``measure()`` in a ``calibration`` window; its prices and what it cost."""
-    meter.begin("calibration")
-    prices = measure()
-    m = meter.end("calibration")
-    energy = m.total_energy_j
-    return Calibrated(plan, keep, prices, m.time_s, math.nan if energy is None else energy)
-
-
 def _calibrate(
     meter: EnergyMeter, plans: list[RunPlan], max_steps: int
-) -> tuple[dict[str, Calibrated], dict[str, Calibrated]]:
-    """Price every distinct step key once, on the first run that has it, and every distinct
-    model's evaluation and epoch extras once."""
-    steps: dict[str, Calibrated] = {}
-    evals: dict[str, Calibrated] = {}
-    for plan in plans:
-        ctx, spec = plan.ctx, plan.spec
-        for keep, key in plan.price_keys.items():
-            if key not in steps:
-                position = first_position(plan, keep)
-                steps[key] = _metered(
-                    meter,
-                    plan,
-                    keep,
-                    lambda: calibrate_steps(ctx, spec, meter, position, max_steps),  # noqa: B023
-                )
-            steps[key].runs += 1
-        if plan.eval_key not in evals:
-            evals[plan.eval_key] = _metered(
-                meter,
-                plan,
-                None,
-                lambda: calibrate_eval(ctx, spec, meter),  # noqa: B023
-            )
-            evals[plan.eval_key].extras = Extras(*time_epoch_extras(ctx, spec))
-        evals[plan.eval_key].runs += 1
-    return steps, evals
+) -> tuple[dict[str, Priced[Prices]], dict[str, Priced[Prices]], dict[str, Extras]]:
+    """Every distinct step key priced once (:func:`.plans.price_each_once`), on the first
+    run that has it; then every distinct model's evaluation once, and its epoch extras
+    (unmetered)."""
+
+    def step(plan: RunPlan, keep: float | None) -> Prices:
+        assert keep is not None  # a step key
+        return measure_steps(plan, meter, plan.first_position(keep), max_steps)
+
+    steps = price_each_once(meter, plans, step)
+    evals = price_each_once(meter, plans, lambda plan, _: measure_eval(plan, meter), eval_keys)
+    extras = {key: measure_extras(priced.plan) for key, priced in evals.items()}
+    return steps, evals, extras
 
 
-def _calibration_row(c: Calibrated, sources: list[str]) -> dict[str, Any]:
+def _calibration_row(c: Priced[Prices], sources: list[str]) -> dict[str, Any]:
     """The price's calibration.csv row (docs/estimate.md)."""
-    p = c.prices
+    p = c.measured
     mean, sd = p.mean_sd(TIME)
     row: dict[str, Any] = {
         "model": c.plan.spec.model.label,
@@ -309,7 +257,7 @@ def estimate_sweep(
     ``profile`` finds them and records each run's prediction in its meta.json.
 
     ``steps``: measured steps per priced keep at most (at least 2). With
-    ``energy.phase_calibration`` the same meter also calibrates the phases of every unit
+    ``energy.phase_calibration`` the same meter also calibrates the phases of every price key
     not yet in the sweep's phase_calibration.csv (:mod:`.phases`), and estimate.csv gains
     each run's predicted ``energy_j_<phase>_calibrated``. Bad input (the config,
     ``steps``, an unwritable folder) is a UserError; nothing else in the folder changes."""
@@ -324,18 +272,21 @@ def estimate_sweep(
     plans = plan_sweep(plan_runs(cfg, source))
     meter = build_meter(plans[0].spec.energy, plans[0].ctx.device)
     with meter:
-        step_prices, eval_prices = _calibrate(meter, plans, steps)
-        phases = sweep_phases(plans, sweep_dir, meter) if cfg.energy.phase_calibration else None
+        step_prices, eval_prices, extras = _calibrate(meter, plans, steps)
+        phases = (
+            calibrate_sweep_phases(plans, sweep_dir, meter=meter)[0]
+            if cfg.energy.phase_calibration
+            else None
+        )
         sources = [s.name for s in meter.sources]
         intensity = meter.carbon_intensity_g_per_kwh
         cost = meter.totals("calibration")
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for plan in plans:
-        evaluation = eval_prices[plan.eval_key]
-        assert evaluation.extras is not None
-        prices = {k: step_prices[key].prices for k, key in plan.price_keys.items()}
-        row = predict_run(plan, prices, evaluation.prices, evaluation.extras, sources, intensity)
+        prices = {k: step_prices[key].measured for k, key in plan.price_keys.items()}
+        evaluation = eval_prices[plan.eval_key].measured
+        row = predict_run(plan, prices, evaluation, extras[plan.eval_key], sources, intensity)
         if phases is not None:
             row.update(predicted_phases(plan, phases.prices))
         rows.append({**row, "estimated_at": stamp})

@@ -3,7 +3,7 @@ optimizer phases, from blocks long enough for the energy counter (docs/phases.md
 
 A phase's own window lasts milliseconds, shorter than a GPU energy counter's update period,
 so the meter splits it by time (``split``), as if every phase drew the same power. Here, for
-one priced unit (a model, batch, keep, task and AMP setting: :func:`.plans.price_key`),
+one price key (a model, batch, keep, task and AMP setting: :func:`.plans.price_key`),
 blocks of the run's own steps (:func:`.trainer.train_step`) cut short after the forward, after
 the backward, and whole, each last at least ``MIN_PERIODS`` update periods of the meter's
 slowest source, so each block is read directly. ``REPEATS`` blocks of each kind, interleaved,
@@ -11,8 +11,8 @@ give per-step means, and the phases come from their differences:
 
     forward = F,  backward = FB - F,  optimizer = S - FB
 
-each with a Student t interval (:func:`.calibrate.t_interval`, the standard errors of the two
-means in quadrature). A phase whose interval holds 0 is within the calibration's own noise:
+each with a Student t interval (:func:`ssprop_energy.stats.t_interval`: the standard errors of the
+two means in quadrature). A phase whose interval holds 0 is within the calibration's own noise:
 it has no figure, and says so.
 """
 
@@ -33,15 +33,15 @@ import pandas as pd
 from ...errors import UserError
 from ...profilers import EnergyMeter, Measurement
 from ...provenance import UNAVAILABLE, combine, combine_sources
+from ...stats import LEVEL, mean_var, t_interval
 from ...store import PHASE_CALIBRATION, atomic_write_csv, read_phase_calibration
 from ...tasks import Batch
-from ..run.build import RunContext
 from ..run.epoch import EpochAccumulator
 from ..run.metering import build_meter
 from ..run.trainer import RunDiverged, grad_scaler, train_step
 from ..runs import RunSpec
-from .plans import RunPlan, batch_sizes, first_position, plan_sweep
-from .prices import INTERVAL, WARMUP_STEPS, t_interval
+from .plans import Priced, RunPlan, plan_sweep, price_each_once
+from .prices import WARMUP_STEPS
 
 MIN_PERIODS = 20
 """A block lasts at least this many update periods of the meter's slowest source."""
@@ -59,7 +59,7 @@ WINDOW = "phase_calibration"
 
 @dataclass(frozen=True)
 class PhasePrice:
-    """One phase of one priced unit, per training step: joules (NaN without a figure or
+    """One phase of one price key, per training step: joules (NaN without a figure or
     within noise), their interval, seconds, label, and a note saying why there is no figure.
     ``windowed_j``/``windowed_provenance``: what the phase's own windows gave in the
     full-step blocks (the meter's per-window figure, for comparison)."""
@@ -75,16 +75,15 @@ class PhasePrice:
     note: str = ""
 
 
-def _mean_var(values: Sequence[float]) -> tuple[float, float]:
+def _mean_and_error(values: Sequence[float]) -> tuple[float, float]:
     """Mean and the variance of the mean."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, sum((v - mean) ** 2 for v in values) / (n - 1) / n
+    mean, var = mean_var(values)
+    return mean, var / len(values)
 
 
 @dataclass
 class PhaseBlocks:
-    """The measured blocks of one unit: steps per block and one Measurement per block, by
+    """The measured blocks of one price key: steps per block and one Measurement per block, by
     kind (``CALIBRATED``), and the phase windows of the full-step blocks."""
 
     steps: dict[str, int]
@@ -108,9 +107,9 @@ class PhaseBlocks:
 
     def difference(self, phase: str, quantity: str) -> tuple[float, float, float]:
         """(mean, low, high) per step of ``phase``: its block minus the block before it."""
-        upper = _mean_var(self.per_step(phase, quantity))
+        upper = _mean_and_error(self.per_step(phase, quantity))
         index = CALIBRATED.index(phase)
-        lower = _mean_var(self.per_step(CALIBRATED[index - 1], quantity)) if index else (0, 0)
+        lower = _mean_and_error(self.per_step(CALIBRATED[index - 1], quantity)) if index else (0, 0)
         mean, var = upper[0] - lower[0], upper[1] + lower[1]
         return (mean, *t_interval(mean, var, len(self.blocks[phase]) - 1))
 
@@ -130,7 +129,7 @@ class PhaseBlocks:
             steps = self.steps["optimizer"] * len(self.blocks["optimizer"])
             w_total = None if windowed is None else windowed.total_energy_j
             w_j = math.nan if w_total is None else w_total / steps
-            w_label = UNAVAILABLE
+            w_label: str = UNAVAILABLE
             if windowed is not None:
                 w_label = combine_sources(windowed.provenance.values())
             seconds = self.difference(phase, "time_s")[0]
@@ -141,30 +140,24 @@ class PhaseBlocks:
                 energy, low, high = self.difference(phase, "energy_j")
                 if low <= 0:
                     note = (
-                        f"within its own noise: {INTERVAL:.0%} CI {low:.3g} to {high:.3g} J "
-                        "per step"
+                        f"within its own noise: {LEVEL:.0%} CI {low:.3g} to {high:.3g} J per step"
                     )
                     energy = math.nan
             prices.append(PhasePrice(phase, energy, low, high, seconds, label, w_j, w_label, note))
         return prices
 
 
-def _device_batches(ctx: RunContext, spec: RunSpec, epoch: int) -> Iterator[Batch]:
-    """Up to ``BATCHES`` full training batches of ``epoch``, moved to the device once, round
-    and round (so a block's data phase only hands over a batch)."""
-    size = min(spec.data.batch_size, len(ctx.data.x_train))
-    full = []
-    for x, y in ctx.data.train_batches(spec.data.batch_size, epoch, spec.seed):
-        if len(x) == size:
-            full.append((x.to(ctx.device), y.to(ctx.device)))
-        if len(full) == BATCHES:
-            break
-    return itertools.cycle(full)
+def _device_batches(plan: RunPlan, epoch: int) -> Iterator[Batch]:
+    """Up to ``BATCHES`` full training batches of ``epoch`` (:meth:`.RunPlan.full_batches`),
+    moved to the device once, round and round (so a block's data phase only hands over a
+    batch)."""
+    device = plan.ctx.device
+    first = itertools.islice(plan.full_batches(epoch), BATCHES)
+    return itertools.cycle([(x.to(device), y.to(device)) for x, y in first])
 
 
-def calibrate_phases(
-    ctx: RunContext,
-    spec: RunSpec,
+def measure_blocks(
+    plan: RunPlan,
     meter: EnergyMeter,
     position: tuple[int, int],
     repeats: int | None = None,
@@ -179,9 +172,10 @@ def calibrate_phases(
     repeats = REPEATS if repeats is None else repeats
     if repeats < 2:
         raise ValueError(f"repeats must be >= 2 (an interval needs a spread), got {repeats}")
+    ctx, spec = plan.ctx, plan.spec
     ctx.model.train()
     scaler = grad_scaler(ctx, spec)
-    batches = _device_batches(ctx, spec, position[0])
+    batches = _device_batches(plan, position[0])
     acc = EpochAccumulator(position[0])
 
     def run(kind: str, steps: int, into: EpochAccumulator) -> None:
@@ -218,81 +212,31 @@ def calibrate_phases(
     return result
 
 
-def unit_id(key: str) -> str:
-    """A priced unit's short id in phase_calibration.csv (a hash of its key)."""
+def price_id(key: str) -> str:
+    """A price key's short id (a hash of it): phase_calibration.csv's ``unit`` column and
+    the ``unit`` of meta.json's entries."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-@dataclass
-class PhaseUnit:
-    """One calibrated unit: the run it was calibrated on, its keep, blocks and prices, what
-    it cost, and how many runs share it."""
-
-    plan: RunPlan
-    keep: float
-    blocks: PhaseBlocks
-    prices: list[PhasePrice]
-    time_s: float
-    energy_j: float
-    runs: int = 0
-
-
-def calibrate_units(
-    meter: EnergyMeter,
-    plans: Sequence[RunPlan],
-    repeats: int | None = None,
-    min_periods: int | None = None,
-    known: Collection[str] = (),
-) -> dict[str, PhaseUnit]:
-    """Calibrate every distinct priced unit of ``plans`` (the estimate's units:
-    :func:`.plans.price_key`) whose id is not ``known`` once, on the first run that has it,
-    in the started ``meter``; ``repeats`` and ``min_periods`` default to ``REPEATS`` and
-    ``MIN_PERIODS``."""
-    units: dict[str, PhaseUnit] = {}
-    for plan in plans:
-        for keep, key in plan.price_keys.items():
-            if unit_id(key) in known:
-                continue
-            if key not in units:
-                position = first_position(plan, keep)
-                t0 = time.perf_counter()
-                meter.begin("calibration")
-                blocks = calibrate_phases(
-                    plan.ctx, plan.spec, meter, position, repeats, min_periods
-                )
-                cost = meter.end("calibration")
-                energy = cost.total_energy_j
-                units[key] = PhaseUnit(
-                    plan,
-                    keep,
-                    blocks,
-                    blocks.prices(),
-                    time.perf_counter() - t0,
-                    math.nan if energy is None else energy,
-                )
-            units[key].runs += 1
-    return units
-
-
-def unit_rows(units: dict[str, PhaseUnit]) -> pd.DataFrame:
-    """phase_calibration.csv: one row per unit and calibrated phase (docs/phases.md)."""
+def phase_table(priced: Mapping[str, Priced[PhaseBlocks]]) -> pd.DataFrame:
+    """phase_calibration.csv: one row per price key and calibrated phase (docs/phases.md)."""
     rows = []
-    for key, unit in units.items():
-        spec = unit.plan.spec
-        for price in unit.prices:
+    for key, one in priced.items():
+        spec, blocks = one.plan.spec, one.measured
+        for price in blocks.prices():
             rows.append(
                 {
-                    "unit": unit_id(key),
+                    "unit": price_id(key),
                     "model": spec.model.label,
-                    "batch_size": unit.plan.unit,
-                    "keep": unit.keep,
+                    "batch_size": one.plan.full_batch,
+                    "keep": one.keep,
                     "task": spec.task.name,
                     "amp": spec.train.amp,
                     "calibrated_on": spec.run_id,
-                    "runs": unit.runs,
+                    "runs": one.runs,
                     "phase": price.phase,
-                    "steps_per_block": unit.blocks.steps[price.phase],
-                    "blocks": len(unit.blocks.blocks[price.phase]),
+                    "steps_per_block": blocks.steps[price.phase],
+                    "blocks": len(blocks.blocks[price.phase]),
                     "time_s_per_step": price.time_s,
                     "energy_j_per_step": price.energy_j,
                     "energy_j_per_step_low": price.energy_j_low,
@@ -301,8 +245,8 @@ def unit_rows(units: dict[str, PhaseUnit]) -> pd.DataFrame:
                     "windowed_energy_j_per_step": price.windowed_j,
                     "windowed_provenance": price.windowed_provenance,
                     "note": price.note,
-                    "time_s": unit.time_s,
-                    "energy_j": unit.energy_j,
+                    "time_s": one.time_s,
+                    "energy_j": one.energy_j,
                 }
             )
     return pd.DataFrame(rows)
@@ -310,7 +254,7 @@ def unit_rows(units: dict[str, PhaseUnit]) -> pd.DataFrame:
 
 def stored_prices(table: pd.DataFrame) -> dict[str, list[PhasePrice]]:
     """The prices of phase_calibration.csv's rows (:func:`.store.read_phase_calibration`)
-    by unit id."""
+    by price id."""
     prices: dict[str, list[PhasePrice]] = {}
     for row in table.to_dict("records"):
         note = row["note"] if isinstance(row["note"], str) else ""
@@ -333,26 +277,25 @@ def stored_prices(table: pd.DataFrame) -> dict[str, list[PhasePrice]]:
 def run_steps(plan: RunPlan) -> list[list[Any]]:
     """``[epoch, keep, steps]``: the run's planned steps per epoch and keep."""
     scheduler = plan.ctx.method.scheduler
-    per_epoch = len(batch_sizes(len(plan.ctx.data.x_train), plan.spec.data.batch_size))
     steps: list[list[Any]] = []
     for epoch in range(plan.epochs):
-        keeps = scheduler.epoch_keeps(epoch, per_epoch)
+        keeps = scheduler.epoch_keeps(epoch, plan.steps_per_epoch)
         steps += [[epoch, keep, keeps.count(keep)] for keep in dict.fromkeys(keeps)]
     return steps
 
 
 def run_entry(plan: RunPlan, prices: Mapping[str, list[PhasePrice]]) -> dict[str, Any]:
     """A run's ``phase_calibration`` entry of meta.json: the price of each calibrated phase
-    at each keep its schedule uses (``prices`` by unit id), and its planned steps at each
+    at each keep its schedule uses (``prices`` by price id), and its planned steps at each
     keep per epoch (the report multiplies them over the epochs the run stored)."""
     entry = []
     for keep, key in plan.price_keys.items():
-        for price in prices[unit_id(key)]:
+        for price in prices[price_id(key)]:
             entry.append(
                 {
                     "keep": keep,
                     "phase": price.phase,
-                    "unit": unit_id(key),
+                    "unit": price_id(key),
                     "energy_j_per_step": None if math.isnan(price.energy_j) else price.energy_j,
                     "provenance": price.provenance,
                     "note": price.note,
@@ -370,7 +313,7 @@ def predicted_phases(plan: RunPlan, prices: Mapping[str, list[PhasePrice]]) -> d
         steps[keep] = steps.get(keep, 0) + count
     totals: dict[str, float] = {}
     for keep, key in plan.price_keys.items():
-        for price in prices[unit_id(key)]:
+        for price in prices[price_id(key)]:
             column = f"energy_j_{price.phase}_calibrated"
             totals[column] = totals.get(column, 0.0) + steps[keep] * price.energy_j
     return totals
@@ -378,9 +321,9 @@ def predicted_phases(plan: RunPlan, prices: Mapping[str, list[PhasePrice]]) -> d
 
 @dataclass(frozen=True)
 class SweepPhases:
-    """What a sweep's phase calibration gave: the prices by unit id (calibrated now or read
-    from phase_calibration.csv), how many units were calibrated now, and what that cost
-    (seconds, joules over the sources with a figure, label)."""
+    """What a sweep's phase calibration gave: the prices by price id (calibrated now or
+    read from phase_calibration.csv), how many price keys were calibrated now, and what
+    that cost (seconds, joules over the sources with a figure, label)."""
 
     prices: dict[str, list[PhasePrice]]
     calibrated: int
@@ -390,34 +333,29 @@ class SweepPhases:
     path: Path
 
 
-def sweep_phases(
+def _calibrate(
     plans: Sequence[RunPlan],
-    sweep_dir: Path,
-    meter: EnergyMeter | None = None,
-    repeats: int | None = None,
-    min_periods: int | None = None,
-) -> SweepPhases:
-    """The prices of every unit of ``plans``: those in the sweep folder's
-    phase_calibration.csv are reused, the others calibrated in ``meter`` (started; by
-    default one built from the first run's ``energy`` section) and added to the file."""
-    t0 = time.perf_counter()
-    path = sweep_dir / PHASE_CALIBRATION
-    table = read_phase_calibration(sweep_dir)
-    prices = stored_prices(table)
-    needed = {unit_id(k) for plan in plans for k in plan.price_keys.values()}
-    if needed <= prices.keys():
-        return SweepPhases(prices, 0, time.perf_counter() - t0, 0.0, UNAVAILABLE, path)
-    with contextlib.ExitStack() as stack:
-        if meter is None:
-            meter = stack.enter_context(build_meter(plans[0].spec.energy, plans[0].ctx.device))
-        before = meter.totals("calibration")
-        units = calibrate_units(meter, plans, repeats, min_periods, known=prices.keys())
-        cost = meter.totals("calibration")
-        names = [s.name for s in meter.sources]
+    meter: EnergyMeter,
+    known: Collection[str],
+    repeats: int | None,
+    min_periods: int | None,
+) -> tuple[dict[str, Priced[PhaseBlocks]], tuple[float, float, str]]:
+    """The blocks of every price key of ``plans`` whose id is not ``known``, each measured
+    once (:func:`.plans.price_each_once`) in the started ``meter``; with what they cost
+    (seconds, joules over the sources with a figure or NaN, label: the meter's calibration
+    windows opened here)."""
+
+    def keys(plan: RunPlan) -> dict[float | None, str]:
+        return {k: key for k, key in plan.price_keys.items() if price_id(key) not in known}
+
+    def measure(plan: RunPlan, keep: float | None) -> PhaseBlocks:
+        assert keep is not None  # a step key
+        return measure_blocks(plan, meter, plan.first_position(keep), repeats, min_periods)
+
+    before = meter.totals("calibration")
+    priced = price_each_once(meter, plans, measure, keys)
+    cost = meter.totals("calibration")
     assert cost is not None
-    new = unit_rows(units)
-    atomic_write_csv(path, pd.concat([table, new], ignore_index=True) if len(table) else new)
-    prices |= stored_prices(new)
     seconds, energy = cost.time_s, cost.total_energy_j
     if before is not None:  # the meter's earlier calibration windows (the estimate's)
         seconds -= before.time_s
@@ -426,24 +364,40 @@ def sweep_phases(
             if energy is None or before.total_energy_j is None
             else energy - before.total_energy_j
         )
-    return SweepPhases(
-        prices,
-        len(units),
-        seconds,
-        math.nan if energy is None else energy,
-        combine_sources(cost.provenance[n] for n in names),
-        path,
-    )
+    label = combine_sources(cost.provenance[s.name] for s in meter.sources)
+    return priced, (seconds, math.nan if energy is None else energy, label)
 
 
 def calibrate_sweep_phases(
-    specs: Sequence[RunSpec],
+    runs: Sequence[RunSpec] | Sequence[RunPlan],
     sweep_dir: Path,
     repeats: int | None = None,
     min_periods: int | None = None,
+    *,
+    meter: EnergyMeter | None = None,
 ) -> tuple[SweepPhases, dict[str, dict[str, Any]]]:
-    """Plan ``specs`` and price their units (:func:`sweep_phases`); with each run's
-    meta.json entry by run id."""
-    plans = plan_sweep(specs)
-    result = sweep_phases(plans, sweep_dir, None, repeats, min_periods)
+    """The phase prices of every price key of ``runs`` (specs, planned here, or plans):
+    those in the sweep folder's phase_calibration.csv are reused, the others measured
+    (:func:`measure_blocks`; ``repeats`` and ``min_periods`` default to ``REPEATS`` and
+    ``MIN_PERIODS``) in ``meter`` (started; by default one built from the first run's
+    ``energy`` section) and added to the file. With each run's meta.json entry by run
+    id."""
+    t0 = time.perf_counter()
+    plans = [r for r in runs if isinstance(r, RunPlan)]
+    plans += plan_sweep([r for r in runs if isinstance(r, RunSpec)])
+    path = sweep_dir / PHASE_CALIBRATION
+    table = read_phase_calibration(sweep_dir)
+    prices = stored_prices(table)
+    needed = {price_id(k) for plan in plans for k in plan.price_keys.values()}
+    if needed <= prices.keys():
+        result = SweepPhases(prices, 0, time.perf_counter() - t0, 0.0, UNAVAILABLE, path)
+    else:
+        with contextlib.ExitStack() as stack:
+            if meter is None:
+                first = plans[0]
+                meter = stack.enter_context(build_meter(first.spec.energy, first.ctx.device))
+            priced, cost = _calibrate(plans, meter, prices.keys(), repeats, min_periods)
+        new = phase_table(priced)
+        atomic_write_csv(path, pd.concat([table, new], ignore_index=True) if len(table) else new)
+        result = SweepPhases(prices | stored_prices(new), len(priced), *cost, path)
     return result, {plan.spec.run_id: run_entry(plan, result.prices) for plan in plans}

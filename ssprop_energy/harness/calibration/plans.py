@@ -1,17 +1,28 @@
-"""The planned runs a calibration prices: each run built as it will train, its steps per keep
-and samples from its schedule, and the keys under which runs share a price (the estimate,
-docs/estimate.md, and the phase calibration, docs/phases.md)."""
+"""The planned runs a calibration prices, and the one loop that prices them: each run built
+as it will train, its steps per keep and samples from its schedule, its full batch and steps
+per epoch, the keys under which runs share a price, and :func:`price_each_once`, which
+measures each distinct key once in a ``calibration`` window (the estimate, docs/estimate.md,
+and the phase calibration, docs/phases.md).
+
+Words: a **price key** (:func:`price_key`) names what runs share: a model as its method
+prepared it, with its batch size, keep, task, data, optimizer, device and precision. A
+**full batch** (:attr:`RunPlan.full_batch`) is the samples of a measured step."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import torch
 
 from ...data import Dataset
 from ...flops.training import count_flops_at
 from ...methods import Method
+from ...profilers import EnergyMeter
 from ...sparse import DropScheduler
 from ..run.build import RunContext, build_run, load_run_data
 from ..runs import RunSpec
@@ -50,9 +61,36 @@ class RunPlan:
         return self.spec.train.epochs
 
     @property
-    def unit(self) -> int:
-        """Samples of a calibrated step: a full batch (the training set, when smaller)."""
+    def full_batch(self) -> int:
+        """Samples of a measured training step: a full batch (the training set, when
+        smaller)."""
         return min(self.spec.data.batch_size, len(self.ctx.data.x_train))
+
+    @property
+    def full_eval_batch(self) -> int:
+        """Samples of a measured evaluation batch (the validation set, when smaller)."""
+        return min(self.spec.data.batch_size, len(self.ctx.data.x_val))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training steps of one epoch (the last batch may be short)."""
+        return len(batch_sizes(len(self.ctx.data.x_train), self.spec.data.batch_size))
+
+    def full_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over the run's training batches of ``epoch``, on the host, full batches
+        only (:attr:`full_batch` samples)."""
+        data, size = self.ctx.data, self.spec.data.batch_size
+        for x, y in data.train_batches(size, epoch, self.spec.seed):
+            if len(x) == self.full_batch:
+                yield x, y
+
+    def first_position(self, keep: float) -> tuple[int, int]:
+        """The first (epoch, step) at which the run's schedule uses ``keep``."""
+        for epoch in range(self.epochs):
+            keeps = self.ctx.method.scheduler.epoch_keeps(epoch, self.steps_per_epoch)
+            if keep in keeps:
+                return epoch, keeps.index(keep)
+        raise ValueError(f"keep {keep} is not in the schedule")
 
     def notes(self) -> list[str]:
         """What the prediction of this run cannot know."""
@@ -96,16 +134,6 @@ def plan_run(spec: RunSpec, data: Dataset) -> RunPlan:
     return plan
 
 
-def first_position(plan: RunPlan, keep: float) -> tuple[int, int]:
-    """The first (epoch, step) at which the run's schedule uses ``keep``."""
-    steps = len(batch_sizes(len(plan.ctx.data.x_train), plan.spec.data.batch_size))
-    for epoch in range(plan.epochs):
-        keeps = plan.ctx.method.scheduler.epoch_keeps(epoch, steps)
-        if keep in keeps:
-            return epoch, keeps.index(keep)
-    raise ValueError(f"keep {keep} is not in the schedule")
-
-
 def plan_sweep(specs: Sequence[RunSpec]) -> list[RunPlan]:
     """Every run of ``specs`` planned, each data set loaded once."""
     data: dict[str, Dataset] = {}
@@ -116,3 +144,55 @@ def plan_sweep(specs: Sequence[RunSpec]) -> list[RunPlan]:
             data[key] = load_run_data(spec)
         plans.append(plan_run(spec, data[key]))
     return plans
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Priced(Generic[T]):
+    """One price key, measured once: the run it was measured on (the first that has it),
+    the keep (None for the run's evaluation), what the measurement gave, what it cost (the
+    seconds of its ``calibration`` window and its joules over the sources with a figure,
+    NaN without one), and how many runs share it."""
+
+    plan: RunPlan
+    keep: float | None
+    measured: T
+    time_s: float
+    energy_j: float
+    runs: int = 0
+
+
+def step_keys(plan: RunPlan) -> Mapping[float | None, str]:
+    """The price key of each keep the run's schedule uses."""
+    return {keep: key for keep, key in plan.price_keys.items()}
+
+
+def eval_keys(plan: RunPlan) -> Mapping[float | None, str]:
+    """The price key of the run's evaluation (keep None)."""
+    return {None: plan.eval_key}
+
+
+def price_each_once(
+    meter: EnergyMeter,
+    plans: Iterable[RunPlan],
+    measure: Callable[[RunPlan, float | None], T],
+    keys: Callable[[RunPlan], Mapping[float | None, str]] = step_keys,
+) -> dict[str, Priced[T]]:
+    """Every distinct key of ``keys(plan)`` over ``plans``, measured once: ``measure(plan,
+    keep)`` on the first run that has it, in a ``calibration`` window of the started
+    ``meter``; every run with the key counts in its ``runs``. In the order first met."""
+    priced: dict[str, Priced[T]] = {}
+    for plan in plans:
+        for keep, key in keys(plan).items():
+            if key not in priced:
+                meter.begin("calibration")
+                measured = measure(plan, keep)
+                cost = meter.end("calibration")
+                energy = cost.total_energy_j
+                priced[key] = Priced(
+                    plan, keep, measured, cost.time_s, math.nan if energy is None else energy
+                )
+            priced[key].runs += 1
+    return priced

@@ -1,5 +1,10 @@
-"""Calibration: the measured price of one training step at one keep, and of one evaluation
-batch, on this machine, with the run's own step code and EnergyMeter (docs/estimate.md)."""
+"""Step prices: the measured price of one training step at one keep, of one evaluation
+batch, and of an epoch's extras, on this machine, with the run's own step code and
+EnergyMeter (docs/estimate.md). The estimate measures each price key once through
+:func:`.plans.price_each_once`.
+
+Words: a price's **unit** is what one of its samples measures, a training step or an
+evaluation batch (calibration.csv's ``unit`` column: ``step`` or ``eval_batch``)."""
 
 from __future__ import annotations
 
@@ -10,17 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scipy import stats
-
 from ...errors import UserError
 from ...profilers import EnergyMeter, Measurement
 from ...provenance import UNAVAILABLE, combine
+from ...stats import mean_var
 from ...tasks import Batch
-from ..run.build import RunContext
 from ..run.checkpoint import save_checkpoint
 from ..run.epoch import EpochAccumulator
 from ..run.trainer import RunDiverged, eval_flops, evaluate_metrics, grad_scaler, train_step
-from ..runs import RunSpec
+from .plans import RunPlan
 
 STOP_RSE = 0.03
 """A keep's calibration stops once the relative standard error of its mean step time,
@@ -33,8 +36,6 @@ EVAL_BATCHES = 3
 """Measured evaluation batches per model (after one unmeasured batch)."""
 SCALED_PHASES = ("data", "forward", "backward")
 """Phases whose cost grows with the batch's samples; the optimizer's does not."""
-INTERVAL = 0.95
-"""Coverage of every calibrated interval (two-sided, Student t)."""
 TIME = "time_s"
 ENERGY = "energy_j"
 """Quantities of a price besides the energy of each source (by its name)."""
@@ -89,11 +90,8 @@ class Prices:
         sd 0 below two units)."""
         if name not in self.fixed:
             return math.nan, math.nan
-        values = self.totals(name)
-        mean = sum(values) / len(values)
-        if len(values) < 2:
-            return mean, 0.0
-        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        mean, var = mean_var(self.totals(name))
+        return mean, math.sqrt(var)
 
     def rse(self) -> float:
         """Relative standard error of the mean unit time (inf below two units)."""
@@ -101,13 +99,6 @@ class Prices:
         if self.n < 2 or mean <= 0:
             return math.inf
         return sd / math.sqrt(self.n) / mean
-
-
-def t_interval(value: float, var: float, df: int) -> tuple[float, float]:
-    """(low, high): the ``INTERVAL`` Student t interval around ``value`` with variance
-    ``var`` and ``df`` degrees of freedom."""
-    half = float(stats.t.ppf(0.5 + INTERVAL / 2, df)) * math.sqrt(var)
-    return value - half, value + half
 
 
 def _split(
@@ -136,30 +127,35 @@ def _split(
     return fixed, scaled, labels
 
 
-def _full_batches(ctx: RunContext, spec: RunSpec, epoch: int) -> Iterator[Batch]:
-    """The run's training batches of ``epoch``, on its device, round and round; only full
-    batches (all of them when the training set is smaller than one batch)."""
-    size = min(spec.data.batch_size, len(ctx.data.x_train))
+def _device_batches(plan: RunPlan, epoch: int) -> Iterator[Batch]:
+    """The run's full training batches of ``epoch`` (:meth:`.RunPlan.full_batches`), on its
+    device, round and round."""
+    device = plan.ctx.device
     while True:
-        for x, y in ctx.data.train_batches(spec.data.batch_size, epoch, spec.seed):
-            if len(x) == size:
-                yield x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+        for x, y in plan.full_batches(epoch):
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def calibrate_steps(
-    ctx: RunContext,
-    spec: RunSpec,
-    meter: EnergyMeter,
-    position: tuple[int, int],
-    max_steps: int,
+@dataclass
+class Extras:
+    """What an epoch adds besides its steps and evaluation batches (seconds): counting the
+    validation FLOPs (inside the epoch's ``time_s``) and saving the checkpoint (after it)."""
+
+    flops_s: float
+    checkpoint_s: float
+
+
+def measure_steps(
+    plan: RunPlan, meter: EnergyMeter, position: tuple[int, int], max_steps: int
 ) -> Prices:
     """Warm-up steps, then steps at ``position`` (epoch, step: where the run's schedule has
     the keep to price) until the mean step time's relative standard error is below
     ``STOP_RSE`` (after at least ``MIN_STEPS``) or ``max_steps`` were measured."""
+    ctx, spec = plan.ctx, plan.spec
     ctx.model.train()
     scaler = grad_scaler(ctx, spec)
-    batches = _full_batches(ctx, spec, position[0])
-    prices = Prices(min(spec.data.batch_size, len(ctx.data.x_train)))
+    batches = _device_batches(plan, position[0])
+    prices = Prices(plan.full_batch)
     for measured in range(-WARMUP_STEPS, max_steps):
         acc = EpochAccumulator(position[0])
         t0 = time.perf_counter()
@@ -178,14 +174,14 @@ def calibrate_steps(
     return prices
 
 
-def calibrate_eval(ctx: RunContext, spec: RunSpec, meter: EnergyMeter) -> Prices:
+def measure_eval(plan: RunPlan, meter: EnergyMeter) -> Prices:
     """One unmeasured, then ``EVAL_BATCHES`` measured evaluation batches (the first
     validation batch each time), each in an ``eval`` window as in a run; every part of an
     evaluation batch grows with its samples."""
-    prices = Prices(min(spec.data.batch_size, len(ctx.data.x_val)))
+    prices = Prices(plan.full_eval_batch)
     for measured in range(-1, EVAL_BATCHES):
         meter.begin("eval")
-        evaluate_metrics(ctx, spec, batches=1)
+        evaluate_metrics(plan.ctx, plan.spec, batches=1)
         m = meter.end("eval")
         if measured >= 0:
             prices.add(*_split({"eval": m}, m.time_s, ("eval",)))
@@ -193,9 +189,10 @@ def calibrate_eval(ctx: RunContext, spec: RunSpec, meter: EnergyMeter) -> Prices
     return prices
 
 
-def time_epoch_extras(ctx: RunContext, spec: RunSpec) -> tuple[float, float]:
+def measure_extras(plan: RunPlan) -> Extras:
     """Seconds of what an epoch adds outside its metered windows (counting the validation
     FLOPs, inside the epoch's ``time_s``) and after it (saving the checkpoint)."""
+    ctx, spec = plan.ctx, plan.spec
     eval_flops(ctx, spec)  # the counts are cached after the first call, as in a run
     t0 = time.perf_counter()
     eval_flops(ctx, spec)
@@ -204,4 +201,4 @@ def time_epoch_extras(ctx: RunContext, spec: RunSpec) -> tuple[float, float]:
         t0 = time.perf_counter()
         save_checkpoint(Path(folder) / "checkpoint.pt", ctx, 1)
         checkpoint_s = time.perf_counter() - t0
-    return flops_s, checkpoint_s
+    return Extras(flops_s, checkpoint_s)

@@ -30,7 +30,7 @@ from ...store import (
     write_matrix,
 )
 from ..calibration.phases import calibrate_sweep_phases
-from ..config import ProfileConfig
+from ..config import ProfileConfig, sweep_folder
 from ..ranks.group import RankGroup
 from ..ranks.launch import check_distributable
 from ..run.build import build_run, init_weights, load_run_data
@@ -139,18 +139,6 @@ def _prepare_output(cfg: ProfileConfig, sweep_dir: Path, planned: list[RunSpec])
     write_matrix(sweep_dir, matrix_table(planned))
 
 
-def sweep_folder(cfg: ProfileConfig, out: Path | None = None) -> Path:
-    """``OUT/NAME``; a name whose folder, resolved, is not inside OUT is a UserError."""
-    root = out or cfg.output
-    sweep_dir = root / cfg.name
-    inside, resolved = root.resolve(), sweep_dir.resolve()
-    if resolved == inside or not resolved.is_relative_to(inside):
-        raise UserError(
-            f"name: {cfg.name!r} leads to {resolved}, outside the output folder {inside}"
-        )
-    return sweep_dir
-
-
 def run_sweep(
     cfg: ProfileConfig,
     *,
@@ -189,7 +177,7 @@ def run_sweep(
     result = SweepResult(sweep_dir)
     with stop_on_signals():
         try:
-            phases = _phase_calibration(cfg, runs, sweep_dir, bool(only), reporter)
+            phases = _calibrate_phases_first(cfg, runs, sweep_dir, bool(only), reporter)
             for index, spec in enumerate(runs, 1):
                 recorded = (estimates.get(spec.run_id), phases.get(spec.run_id))
                 position = (index, len(runs))
@@ -230,7 +218,7 @@ def _follow(
         result.current = None
 
 
-def _phase_calibration(
+def _calibrate_phases_first(
     cfg: ProfileConfig, runs: list[RunSpec], sweep_dir: Path, rerun: bool, reporter: Reporter
 ) -> dict[str, dict[str, Any]]:
     """With ``energy.phase_calibration``: calibrate the phases of the runs still to train

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ssprop_energy.reports.stats import paired_interval, t_quantile
+from ssprop_energy.stats import paired_interval, t_quantile
 
 # two-sided 95% Student t quantiles t(0.975, df) for df = 1, 2, 4 (any statistics table)
 T_975 = {1: 12.7062, 2: 4.3027, 4: 2.7764}

@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..store import FLOPS_OF_PHASE, NO_SETUP, PHASES
 from .compare import SAVINGS
-from .report import Report
+from .contents import ReportContents
 
 STYLE = {
     "svg.fonttype": "none",
@@ -189,7 +189,7 @@ def _per_run(
     ax.set_ylabel(ylabel)
 
 
-def training_curves(report: Report) -> Figure | None:
+def training_curves(report: ReportContents) -> Figure | None:
     epochs = report.epochs
     if epochs.empty or "accuracy" not in epochs:
         return None
@@ -206,7 +206,7 @@ def training_curves(report: Report) -> Figure | None:
     return fig
 
 
-def generation_curves(report: Report) -> Figure | None:
+def generation_curves(report: ReportContents) -> Figure | None:
     """The generation runs' validation denoising loss and score per epoch (scored epochs)."""
     epochs = report.epochs
     if epochs.empty or "val_denoise_loss" not in epochs:
@@ -222,7 +222,7 @@ def generation_curves(report: Report) -> Figure | None:
     return fig
 
 
-def epoch_energy(report: Report) -> Figure | None:
+def epoch_energy(report: ReportContents) -> Figure | None:
     epochs = report.epochs
     if epochs.empty or "energy_j_cum" not in epochs:
         return None
@@ -246,7 +246,7 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def accuracy_energy(report: Report) -> Figure | None:
+def accuracy_energy(report: ReportContents) -> Figure | None:
     """Each run's validation accuracy against its cumulative energy, epoch by epoch; each
     method's mean final point (error bars: std over seeds) and the Pareto front of those."""
     epochs = report.epochs
@@ -299,7 +299,7 @@ def accuracy_energy(report: Report) -> Figure | None:
     return fig
 
 
-def _power_panels(report: Report, power: pd.DataFrame, by_epoch: bool) -> Figure | None:
+def _power_panels(report: ReportContents, power: pd.DataFrame, by_epoch: bool) -> Figure | None:
     """One panel per source: each run's mean power in its style, with a band from its min
     to its max, against time (thin lines) or against the epoch (markers)."""
     if power.empty:
@@ -332,11 +332,11 @@ def _power_panels(report: Report, power: pd.DataFrame, by_epoch: bool) -> Figure
     return fig
 
 
-def power_trace(report: Report) -> Figure | None:
+def power_trace(report: ReportContents) -> Figure | None:
     return _power_panels(report, report.power, by_epoch=False)
 
 
-def power_per_epoch(report: Report) -> Figure | None:
+def power_per_epoch(report: ReportContents) -> Figure | None:
     return _power_panels(report, report.power_epochs, by_epoch=True)
 
 
@@ -369,7 +369,7 @@ def _grouped_bars(
     ax.legend(frameon=False)
 
 
-def phase_costs(report: Report) -> Figure | None:
+def phase_costs(report: ReportContents) -> Figure | None:
     methods = report.methods
 
     def has(column: str) -> bool:
@@ -387,7 +387,7 @@ def phase_costs(report: Report) -> Figure | None:
     return fig
 
 
-def savings(report: Report) -> Figure | None:
+def savings(report: ReportContents) -> Figure | None:
     methods = report.methods
     if methods.empty or "energy_saving_pct_mean" not in methods:
         return None
@@ -405,7 +405,7 @@ def savings(report: Report) -> Figure | None:
     return fig
 
 
-def predicted_vs_actual(report: Report) -> Figure | None:
+def predicted_vs_actual(report: ReportContents) -> Figure | None:
     """Actual against predicted time and energy of the finished runs with an estimate."""
     runs = report.runs
     if "prediction_error_time_pct" not in runs:
@@ -449,7 +449,7 @@ def _reached(setups: pd.DataFrame) -> pd.Series:
     return (setups["target_status"] == "reached") & setups["energy_j_to_target_mean"].notna()
 
 
-def energy_to_target(report: Report) -> Figure | None:
+def energy_to_target(report: ReportContents) -> Figure | None:
     if report.setups.empty:
         return None
     setups = report.setups[report.setups["setup"] != NO_SETUP]
@@ -523,7 +523,7 @@ def _heatmap(
         ax.figure.colorbar(image, ax=ax, label="energy to target (J)")
 
 
-def target_heatmaps(report: Report) -> Figure | None:
+def target_heatmaps(report: ReportContents) -> Figure | None:
     setups = report.setups
     fields = heatmap_axes(setups) if not setups.empty else None
     if fields is None or (setups["target_status"] == "no_target").all():
@@ -536,7 +536,7 @@ def target_heatmaps(report: Report) -> Figure | None:
     return fig
 
 
-def kept_channels(report: Report) -> Figure | None:
+def kept_channels(report: ReportContents) -> Figure | None:
     """Per gated method, one bar group per layer: its units before pruning (grey) and the
     units each run kept."""
     gates = report.gates
@@ -566,7 +566,7 @@ def kept_channels(report: Report) -> Figure | None:
     return fig
 
 
-ChartMaker = Callable[[Report], Figure | None]
+ChartMaker = Callable[[ReportContents], Figure | None]
 CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
     (
         "training",
@@ -649,7 +649,7 @@ CHARTS: tuple[tuple[str, str, str, ChartMaker], ...] = (
 )
 
 
-def render_charts(report: Report) -> list[Chart]:
+def render_charts(report: ReportContents) -> list[Chart]:
     """Every chart the report's data supports, in page order."""
     charts = []
     with mpl.rc_context(STYLE):

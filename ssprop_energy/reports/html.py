@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..provenance import is_mixed
 from .charts import Chart, render_charts
-from .report import Report
+from .contents import ReportContents
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -306,7 +306,7 @@ def _primary_key(runs: pd.DataFrame) -> list[str]:
     return [] if _primary_metrics(runs) == {"accuracy"} else ["primary_metric"]
 
 
-def _tables(report: Report) -> str:
+def _tables(report: ReportContents) -> str:
     parts = [
         mean_std_table(
             report.methods,
@@ -394,7 +394,7 @@ def _samples(grids: pd.DataFrame) -> str:
     )
 
 
-def render_html(report: Report, charts: Sequence[Chart] | None = None) -> str:
+def render_html(report: ReportContents, charts: Sequence[Chart] | None = None) -> str:
     """The whole page as a string (``charts``: those of :func:`render_charts`, drawn here
     when not given)."""
     title = f"ssprop-energy report: {report.title}"
@@ -449,7 +449,7 @@ NOTEBOOK_METRICS = (
 )
 
 
-def notebook_html(report: Report) -> str:
+def notebook_html(report: ReportContents) -> str:
     """The report in a notebook: headline, highlights, notes, the methods table and the
     totals over the runs; the charts and every other table are in :func:`render_html`."""
     runs = report.runs

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from ..errors import UserError
 from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
 from .lock import live_holder
+from .meta import META_SCHEMA, EstimateMeta, RunMeta
+from .migrate import UnknownFormat, migrate_meta
 from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
     DAMAGED,
@@ -34,7 +36,6 @@ from .schema import (
     MATRIX,
     MATRIX_COLUMNS,
     META,
-    META_SCHEMA,
     PHASE_CALIBRATION,
     PHASE_CALIBRATION_COLUMNS,
     PHASE_CALIBRATION_TEXT_COLUMNS,
@@ -42,7 +43,6 @@ from .schema import (
     SAMPLES_DIR,
     SAMPLING,
     SAMPLING_COLUMNS,
-    RunMeta,
     sample_grid_name,
 )
 
@@ -173,11 +173,12 @@ class RunRecord:
     (``sample_grids``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
-    epochs are then empty); ``stale`` marks a run whose meta.json says ``running`` while no
+    epochs are then empty, and its ``meta`` None when meta.json is the damaged file);
+    ``stale`` marks a run whose meta.json says ``running`` while no
     live process holds it (it was killed): its status reads ``interrupted``."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: RunMeta | None
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -190,7 +191,7 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return str(self.meta.get("run_id", self.path.name))
+        return self.path.name if self.meta is None else self.meta.run_id
 
     def sample_grids(self) -> dict[int, Path]:
         """The run's sample grid files by epoch (from 0), in epoch order; empty when none."""
@@ -217,7 +218,8 @@ class RunRecord:
     def status(self) -> str:
         if self.damage is not None:
             return DAMAGED
-        return "interrupted" if self.stale else str(self.meta.get("status", "unknown"))
+        assert self.meta is not None  # only a damaged run has none
+        return "interrupted" if self.stale else self.meta.status
 
     @property
     def note(self) -> str | None:
@@ -227,8 +229,8 @@ class RunRecord:
             return self.damage
         if self.stale:
             return f"{self.path / META}: says running, but no live process holds the run"
-        notes = self.meta.get("notes") or []
-        return "; ".join(str(n) for n in notes) or None
+        assert self.meta is not None  # only a damaged run has none
+        return "; ".join(self.meta.notes) or None
 
 
 def _schema_problem(exc: ValidationError) -> str:
@@ -237,9 +239,10 @@ def _schema_problem(exc: ValidationError) -> str:
     return f"{where}: {first['msg'].lower()}"
 
 
-def read_meta(run_dir: Path | str) -> dict[str, Any]:
-    """The run's meta.json, checked against ``RunMeta``; a file that does not parse or fit
-    is a StoreDamaged error naming it."""
+def read_meta(run_dir: Path | str) -> RunMeta:
+    """The run's meta.json as a ``RunMeta``, an older format read through
+    :func:`.migrate.migrate_meta`; a file that does not parse or fit is a StoreDamaged error
+    naming it."""
     path = Path(run_dir) / META
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -252,18 +255,19 @@ def read_meta(run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StoreDamaged(f"{path}: not a JSON object (got {type(raw).__name__})")
     try:
-        META_SCHEMA.validate_python(raw)
+        return META_SCHEMA.validate_python(migrate_meta(raw))
+    except UnknownFormat as exc:
+        raise StoreDamaged(f"{path}: {exc}") from None
     except ValidationError as exc:
         raise StoreDamaged(f"{path}: {_schema_problem(exc)}") from None
-    return raw
 
 
-def _check_counts(meta: dict[str, Any], epochs: pd.DataFrame, run_dir: Path) -> None:
+def _check_counts(meta: RunMeta, epochs: pd.DataFrame, run_dir: Path) -> None:
     """An ended run's meta.json counts the rows of its epochs.csv."""
-    if meta["status"] != "running" and meta["epochs_done"] != len(epochs):
+    if meta.status != "running" and meta.epochs_done != len(epochs):
         raise StoreDamaged(
             f"{run_dir / EPOCHS}: holds {len(epochs)} epoch rows, but {META} says "
-            f"epochs_done {meta['epochs_done']}"
+            f"epochs_done {meta.epochs_done}"
         )
 
 
@@ -273,7 +277,7 @@ def load_run(run_dir: Path | str) -> RunRecord:
     try:
         meta = read_meta(run_dir)
     except StoreDamaged as exc:
-        return RunRecord(run_dir, {"run_id": run_dir.name}, damage=str(exc))
+        return RunRecord(run_dir, None, damage=str(exc))
     try:
         epochs = _read_csv(run_dir / EPOCHS, check_epochs)
         StoredTrace(run_dir).check()
@@ -284,7 +288,7 @@ def load_run(run_dir: Path | str) -> RunRecord:
         ranks = read_rank_epochs(run_dir, len(epochs))
     except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
-    stale = meta["status"] == "running" and live_holder(run_dir) is None
+    stale = meta.status == "running" and live_holder(run_dir) is None
     return RunRecord(run_dir, meta, epochs, inference, gates, sampling, stale=stale, ranks=ranks)
 
 
@@ -312,7 +316,7 @@ def _identity(path: Path) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
+def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
     """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
     file that does not parse or fit is a StoreDamaged error naming it."""
     frame = _read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
@@ -320,7 +324,7 @@ def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
         return {}
     frame = frame.astype({"run_id": str})
     return {
-        str(row["run_id"]): {c: _plain(row[c]) for c in ESTIMATE_RECORDED}
+        str(row["run_id"]): EstimateMeta(**{c: _plain(row[c]) for c in ESTIMATE_RECORDED})
         for row in frame.to_dict("records")
     }
 
@@ -375,10 +379,10 @@ class RunStore:
         self._written: tuple[tuple[int, int, int], pd.DataFrame, str] | None = None
         """epochs.csv as this store last wrote it: the file's identity, its rows, its text."""
 
-    def write_meta(self, meta: RunMeta | dict[str, Any]) -> None:
-        atomic_write_json(self.path / META, meta.to_json() if isinstance(meta, RunMeta) else meta)
+    def write_meta(self, meta: RunMeta) -> None:
+        atomic_write_json(self.path / META, meta.to_json())
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self) -> RunMeta:
         return read_meta(self.path)
 
     def read_epochs(self) -> pd.DataFrame:

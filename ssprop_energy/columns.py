@@ -11,9 +11,12 @@ ENERGY = "energy_j"
 """The kind of a source's joules: ``energy_j_<source>``, ``energy_j_<phase>_<source>``."""
 PROVENANCE = "provenance"
 """The kind of a source's provenance label: ``provenance_<source>``."""
-KINDS = ("energy_j_per_1000", "energy_j_per_unit", ENERGY, PROVENANCE)
-"""Every kind of per-source column, longest first (inference.csv's ``energy_j_per_1000``,
-calibration.csv's ``energy_j_per_unit``)."""
+ENERGY_PER_1000 = "energy_j_per_1000"
+"""The kind of a source's joules per 1,000 samples in inference.csv."""
+ENERGY_PER_UNIT = "energy_j_per_unit"
+"""The kind of a source's joules per calibrated unit in calibration.csv."""
+KINDS = (ENERGY_PER_1000, ENERGY_PER_UNIT, ENERGY, PROVENANCE)
+"""Every kind of per-source column, those that extend another first."""
 
 
 def source_column(kind: str, source: str, phase: str | None = None) -> str:

@@ -27,7 +27,14 @@ from torch import nn
 
 from ..errors import UserError
 from ..profilers import EnergyMeter, energy_meta
-from ..store import DistributedMeta, RunMeta, SourceMeta, parse_entry
+from ..store import (
+    DistributedMeta,
+    RunMeta,
+    SourceMeta,
+    parse_entry,
+    parse_source_column,
+    source_column,
+)
 from ..tasks import TASKS, Task
 from .build import RunContext
 from .config import EnergyConfig, ProfileConfig
@@ -173,9 +180,9 @@ def rename_sources(row: dict[str, Any], names: Mapping[str, str]) -> dict[str, A
     ``energy_j_<phase>_<source>``, ``provenance_<source>``) under the new names."""
     out = {}
     for column, value in row.items():
-        head, _, last = column.rpartition("_")
-        if head.startswith(("energy_j", "provenance")) and last in names:
-            column = f"{head}_{names[last]}"
+        parsed = parse_source_column(column)
+        if parsed is not None and parsed[2] in names:
+            column = source_column(parsed[0], names[parsed[2]], parsed[1])
         out[column] = value
     return out
 

@@ -14,6 +14,7 @@ from numbers import Integral, Real
 import pandas as pd
 
 from ..provenance import is_mixed
+from ..store import ENERGY, PROVENANCE, source_column
 from .charts import Chart, render_charts
 from .contents import ReportContents
 
@@ -113,7 +114,7 @@ def _with_sources(columns: Iterable[str], sources: Sequence[str]) -> list[str]:
         out.append(column)
         if column == "provenance":
             for source in sources:
-                out += [f"energy_j_{source}", f"provenance_{source}"]
+                out += [source_column(ENERGY, source), source_column(PROVENANCE, source)]
     return out
 
 

@@ -39,6 +39,7 @@ from .schema import (
     PHASE_CALIBRATION,
     PHASE_CALIBRATION_COLUMNS,
     PHASE_CALIBRATION_TEXT_COLUMNS,
+    PROVENANCE,
     RANKS_DIR,
     SAMPLES_DIR,
     SAMPLING,
@@ -46,7 +47,7 @@ from .schema import (
     sample_grid_name,
 )
 
-EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
+EPOCH_TEXT_COLUMNS = ("run_id", f"{PROVENANCE}_")
 """Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
 INFERENCE_TEXT_COLUMNS = ("provenance",)
 GATES_TEXT_COLUMNS = ("layer", "level")

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar
 import pandas as pd
 
 from ..columns import ENERGY as ENERGY
+from ..columns import ENERGY_PER_1000 as ENERGY_PER_1000
+from ..columns import ENERGY_PER_UNIT as ENERGY_PER_UNIT
 from ..columns import PHASES as PHASES
 from ..columns import PROVENANCE as PROVENANCE
 from ..columns import parse_source_column as parse_source_column

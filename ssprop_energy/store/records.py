@@ -7,9 +7,7 @@ makes the run ``damaged``, with a note naming the file.
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,18 @@ from pydantic import ValidationError
 
 from ..errors import UserError
 from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
+from .checks import (
+    StoreConflict,
+    StoreDamaged,
+    check_epochs,
+    check_estimate,
+    check_gates,
+    check_inference,
+    check_matrix,
+    check_phase_calibration,
+    check_sampling,
+    read_csv,
+)
 from .lock import live_holder
 from .meta import META_SCHEMA, EstimateMeta, RunMeta
 from .migrate import UnknownFormat, migrate_meta
@@ -28,18 +38,12 @@ from .schema import (
     EPOCHS,
     ESTIMATE,
     ESTIMATE_RECORDED,
-    ESTIMATE_TEXT_COLUMNS,
     GATES,
-    GATES_COLUMNS,
     INFERENCE,
-    INFERENCE_COLUMNS,
     MATRIX,
     MATRIX_COLUMNS,
     META,
     PHASE_CALIBRATION,
-    PHASE_CALIBRATION_COLUMNS,
-    PHASE_CALIBRATION_TEXT_COLUMNS,
-    PROVENANCE,
     RANKS_DIR,
     SAMPLES_DIR,
     SAMPLING,
@@ -47,123 +51,12 @@ from .schema import (
     sample_grid_name,
 )
 
-EPOCH_TEXT_COLUMNS = ("run_id", f"{PROVENANCE}_")
-"""Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
-INFERENCE_TEXT_COLUMNS = ("provenance",)
-GATES_TEXT_COLUMNS = ("layer", "level")
-SAMPLING_TEXT_COLUMNS = ("provenance",)
-
-
-class StoreDamaged(UserError):
-    """A store file that does not parse or does not fit its schema."""
-
-
-class StoreConflict(UserError):
-    """A write that would double or skip a stored epoch (another process writes the run)."""
-
-
-def _numeric(frame: pd.DataFrame, path: Path, text: tuple[str, ...]) -> None:
-    for column in frame.columns:
-        if column.startswith(text):
-            continue
-        try:
-            pd.to_numeric(frame[column])
-        except (ValueError, TypeError):
-            raise StoreDamaged(f"{path}: column {column!r} holds text, not numbers") from None
-
-
-def _required(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StoreDamaged(f"{path}: no column {missing[0]!r}")
-
-
-def check_epochs(frame: pd.DataFrame, path: Path) -> None:
-    """epochs.csv's schema: run_id and epoch columns, numbers but for run_id and provenance,
-    and epochs 0, 1, ..., N-1 in order, each once."""
-    _required(frame, path, ("run_id", "epoch"))
-    _numeric(frame, path, EPOCH_TEXT_COLUMNS)
-    epochs = pd.to_numeric(frame["epoch"]).tolist()
-    for row, epoch in enumerate(epochs):
-        if epoch != row:
-            seen = "appears twice" if epoch in epochs[:row] else "is out of order"
-            raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
-
-
-def check_inference(frame: pd.DataFrame, path: Path) -> None:
-    """inference.csv's schema: its columns, numbers but for provenance labels."""
-    _required(frame, path, INFERENCE_COLUMNS)
-    _numeric(frame, path, INFERENCE_TEXT_COLUMNS)
-
-
-def check_gates(frame: pd.DataFrame, path: Path) -> None:
-    """gates.csv's schema: its columns, numbers but for layer and level."""
-    _required(frame, path, GATES_COLUMNS)
-    _numeric(frame, path, GATES_TEXT_COLUMNS)
-
-
-def check_sampling(frame: pd.DataFrame, path: Path) -> None:
-    """sampling.csv's schema: its columns, numbers but for the provenance label."""
-    _required(frame, path, SAMPLING_COLUMNS)
-    _numeric(frame, path, SAMPLING_TEXT_COLUMNS)
-
-
-def check_estimate(frame: pd.DataFrame, path: Path) -> None:
-    """estimate.csv's schema: run_id and the recorded columns, numbers but for the text
-    columns, each run once."""
-    _required(frame, path, ("run_id", *ESTIMATE_RECORDED))
-    _numeric(frame, path, ESTIMATE_TEXT_COLUMNS)
-    twice = frame["run_id"][frame["run_id"].duplicated()]
-    if len(twice):
-        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
-
-
-def check_matrix(frame: pd.DataFrame, path: Path) -> None:
-    """matrix.csv's schema: its columns, each run once."""
-    _required(frame, path, MATRIX_COLUMNS)
-    twice = frame["run_id"][frame["run_id"].duplicated()]
-    if len(twice):
-        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
-
-
-def check_phase_calibration(frame: pd.DataFrame, path: Path) -> None:
-    """phase_calibration.csv's schema: the columns read back, numbers but for the text
-    columns, each unit's phase once."""
-    _required(frame, path, PHASE_CALIBRATION_COLUMNS)
-    _numeric(frame, path, PHASE_CALIBRATION_TEXT_COLUMNS)
-    twice = frame[frame.duplicated(["unit", "phase"])]
-    if len(twice):
-        unit, phase = twice.iloc[0]["unit"], twice.iloc[0]["phase"]
-        raise StoreDamaged(f"{path}: unit {unit} phase {phase} appears twice")
-
 
 def read_phase_calibration(sweep_dir: Path | str) -> pd.DataFrame:
     """The sweep's phase_calibration.csv (empty without one); a file that does not parse or
     fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / PHASE_CALIBRATION, check_phase_calibration)
+    frame = read_csv(Path(sweep_dir) / PHASE_CALIBRATION, check_phase_calibration)
     return frame.astype({"unit": str}) if not frame.empty else frame
-
-
-def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
-    """A store CSV file, checked; a missing or empty file is an empty frame."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return pd.DataFrame()
-    except OSError as exc:
-        raise StoreDamaged(f"{path}: cannot read ({exc.strerror})") from None
-    if not data:
-        return pd.DataFrame()
-    if not data.endswith(b"\n"):
-        raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
-    try:
-        frame = pd.read_csv(io.BytesIO(data))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None
-    if not frame.empty:
-        check(frame, path)
-    return frame
 
 
 @dataclass
@@ -280,11 +173,11 @@ def load_run(run_dir: Path | str) -> RunRecord:
     except StoreDamaged as exc:
         return RunRecord(run_dir, None, damage=str(exc))
     try:
-        epochs = _read_csv(run_dir / EPOCHS, check_epochs)
+        epochs = read_csv(run_dir / EPOCHS, check_epochs)
         StoredTrace(run_dir).check()
-        inference = _read_csv(run_dir / INFERENCE, check_inference)
-        gates = _read_csv(run_dir / GATES, check_gates)
-        sampling = _read_csv(run_dir / SAMPLING, check_sampling)
+        inference = read_csv(run_dir / INFERENCE, check_inference)
+        gates = read_csv(run_dir / GATES, check_gates)
+        sampling = read_csv(run_dir / SAMPLING, check_sampling)
         _check_counts(meta, epochs, run_dir)
         ranks = read_rank_epochs(run_dir, len(epochs))
     except (StoreDamaged, PowerTraceDamaged) as exc:
@@ -303,7 +196,7 @@ def read_rank_epochs(run_dir: Path, epochs_done: int) -> pd.DataFrame:
         if not folder.name.removeprefix("rank-").isdigit():
             continue
         path = folder / EPOCHS
-        rows = _read_csv(path, check_epochs)
+        rows = read_csv(path, check_epochs)
         if len(rows) < epochs_done:
             raise StoreDamaged(f"{path}: holds {len(rows)} epoch rows, the run {epochs_done}")
         rank = int(folder.name.removeprefix("rank-"))
@@ -320,7 +213,7 @@ def _identity(path: Path) -> tuple[int, int, int]:
 def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
     """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
     file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
+    frame = read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
     if frame.empty:
         return {}
     frame = frame.astype({"run_id": str})
@@ -333,7 +226,7 @@ def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
 def read_matrix(sweep_dir: Path | str) -> pd.DataFrame:
     """The sweep's planned runs (matrix.csv: ``MATRIX_COLUMNS``, in plan order); empty when
     the sweep has none. A file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / MATRIX, check_matrix)
+    frame = read_csv(Path(sweep_dir) / MATRIX, check_matrix)
     return frame.astype({"run_id": str}) if not frame.empty else frame
 
 
@@ -387,7 +280,7 @@ class RunStore:
         return read_meta(self.path)
 
     def read_epochs(self) -> pd.DataFrame:
-        return _read_csv(self.path / EPOCHS, check_epochs)
+        return read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
         self._write_epochs(epochs, epochs.to_csv(index=False))
@@ -440,7 +333,7 @@ class RunStore:
     def write_sampling(self, row: dict[str, Any]) -> None:
         """Store one epoch's metered sampling in sampling.csv, replacing the rows of that
         epoch and later ones (left by an interrupted epoch that is trained again)."""
-        rows = _read_csv(self.path / SAMPLING, check_sampling)
+        rows = read_csv(self.path / SAMPLING, check_sampling)
         if not rows.empty:
             rows = rows[rows["epoch"] < row["epoch"]]
         new = pd.DataFrame([row], columns=list(SAMPLING_COLUMNS))

@@ -83,7 +83,7 @@ def target_of(records: list[RunRecord], target: float | None) -> tuple[float | N
         if not 0 < target <= 1:
             raise ValueError(f"target accuracy must be in (0, 1], got {target}")
         return target, []
-    stored = {r.meta.target_accuracy for r in records} - {None}
+    stored = {r.meta.target_accuracy for r in records if r.meta.target_accuracy is not None}
     if len(stored) > 1:
         values = ", ".join(str(v) for v in sorted(stored))
         return None, [f"runs have different target accuracies ({values}); give one to compare"]

@@ -54,7 +54,7 @@ def _calibrated(
     if not epochs or sum(counts.values()) != taken:
         note = "no stored epoch" if not epochs else "the stored steps differ from the plan"
         return {phase: (math.nan, UNAVAILABLE, note) for phase in prices}
-    result = {}
+    result: dict[str, tuple[float, str, str]] = {}
     for phase, at_keep in prices.items():
         used = [(k, n, at_keep.get(k)) for k, n in counts.items() if n]
         missing = [

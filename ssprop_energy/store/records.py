@@ -67,12 +67,13 @@ class RunRecord:
     (``sample_grids``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
-    epochs are then empty, and its ``meta`` None when meta.json is the damaged file);
+    epochs are then empty; ``stored_meta`` is None when meta.json is the damaged file, and
+    ``meta`` then raises StoreDamaged);
     ``stale`` marks a run whose meta.json says ``running`` while no
     live process holds it (it was killed): its status reads ``interrupted``."""
 
     path: Path
-    meta: RunMeta | None
+    stored_meta: RunMeta | None
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -85,7 +86,14 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return self.path.name if self.meta is None else self.meta.run_id
+        return self.path.name if self.stored_meta is None else self.stored_meta.run_id
+
+    @property
+    def meta(self) -> RunMeta:
+        """The run's meta.json; StoreDamaged (naming why) when it does not parse or fit."""
+        if self.stored_meta is None:
+            raise StoreDamaged(self.damage or f"{self.path / META}: not read")
+        return self.stored_meta
 
     def sample_grids(self) -> dict[int, Path]:
         """The run's sample grid files by epoch (from 0), in epoch order; empty when none."""
@@ -112,7 +120,6 @@ class RunRecord:
     def status(self) -> str:
         if self.damage is not None:
             return DAMAGED
-        assert self.meta is not None  # only a damaged run has none
         return "interrupted" if self.stale else self.meta.status
 
     @property
@@ -123,7 +130,6 @@ class RunRecord:
             return self.damage
         if self.stale:
             return f"{self.path / META}: says running, but no live process holds the run"
-        assert self.meta is not None  # only a damaged run has none
         return "; ".join(self.meta.notes) or None
 
 

@@ -165,11 +165,12 @@ caller's module."""
 _ENTRIES: dict[Any, TypeAdapter[Any]] = {
     kind: TypeAdapter(kind)
     for kind in (EnergyMeta, EnvironmentMeta, EstimateMeta, DistributedMeta, PhaseCalibrationMeta)
-}
+} | {RunMeta: META_SCHEMA}
 
 
 def parse_entry(kind: type[T], raw: Any) -> T:
-    """One nested entry of meta.json (``EnergyMeta``, ``EnvironmentMeta``, ...) from the
-    JSON types a writer built it as; a pydantic ValidationError when it does not fit."""
+    """One nested entry of meta.json (``EnergyMeta``, ``EnvironmentMeta``, ...), or a whole
+    ``RunMeta``, from the JSON types a writer built it as; a pydantic ValidationError when it
+    does not fit."""
     adapter = _ENTRIES.get(kind) or TypeAdapter(kind)
     return adapter.validate_python(raw)  # type: ignore[no-any-return]

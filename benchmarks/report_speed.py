@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ssprop_energy.reports import build_report, write_report
-from ssprop_energy.store import RunStore
+from ssprop_energy.store import RunMeta, RunStore, parse_entry
 
 PHASES = {"data": 0.05, "forward": 0.3, "backward": 0.45, "optimizer": 0.1, "eval": 0.1}
 GRID = [(lr, batch) for lr in (0.01, 0.1) for batch in (32, 64, 128)]
@@ -87,36 +87,51 @@ def write_sweep(root: Path, epochs: int, trace_s: int) -> Path:
             run_id = f"{method}-{lr}-{batch}"
             store = RunStore(sweep / run_id)
             store.write_meta(
-                {
-                    "run_id": run_id,
-                    "sweep": "bench",
-                    "method": method,
-                    "method_label": method if keep == 1.0 else "ssprop keep=0.2",
-                    "method_params": {} if keep == 1.0 else {"keep": keep},
-                    "task": "classification",
-                    "primary_metric": "accuracy",
-                    "higher_is_better": True,
-                    "mean_keep_planned": keep,
-                    "flops_per_step": {},
-                    "started_at": "2026-01-01T00:00:00Z",
-                    "seed": 0,
-                    "setup": {"lr": lr, "batch_size": batch},
-                    "status": "finished",
-                    "target_accuracy": 0.85,
-                    "epochs_planned": epochs,
-                    "epochs_done": epochs,
-                    "run_config": {"model": {"name": "resnet18"}, "data": {"name": "cifar10"}},
-                    "energy": {
-                        "sources": {
-                            "gpu0": {"provenance": "measured", "reason": None, "device": "H100"},
-                            "cpu": {"provenance": "estimated", "reason": None, "device": "Xeon"},
+                parse_entry(
+                    RunMeta,
+                    {
+                        "run_id": run_id,
+                        "sweep": "bench",
+                        "method": method,
+                        "method_label": method if keep == 1.0 else "ssprop keep=0.2",
+                        "method_params": {} if keep == 1.0 else {"keep": keep},
+                        "task": "classification",
+                        "primary_metric": "accuracy",
+                        "higher_is_better": True,
+                        "mean_keep_planned": keep,
+                        "flops_per_step": {},
+                        "started_at": "2026-01-01T00:00:00Z",
+                        "seed": 0,
+                        "setup": {"lr": lr, "batch_size": batch},
+                        "status": "finished",
+                        "target_accuracy": 0.85,
+                        "epochs_planned": epochs,
+                        "epochs_done": epochs,
+                        "run_config": {"model": {"name": "resnet18"}, "data": {"name": "cifar10"}},
+                        "energy": {
+                            "sources": {
+                                "gpu0": {
+                                    "provenance": "measured",
+                                    "reason": None,
+                                    "device": "H100",
+                                },
+                                "cpu": {
+                                    "provenance": "estimated",
+                                    "reason": None,
+                                    "device": "Xeon",
+                                },
+                            },
+                            "idle_power_w": {"gpu0": 70.0, "cpu": 40.0},
+                            "country": "USA",
+                            "carbon_intensity_g_per_kwh": 400.0,
                         },
-                        "idle_power_w": {"gpu0": 70.0, "cpu": 40.0},
-                        "country": "USA",
-                        "carbon_intensity_g_per_kwh": 400.0,
+                        "environment": {
+                            "gpus": ["NVIDIA H100"],
+                            "driver": "550",
+                            "torch": "2.13.0",
+                        },
                     },
-                    "environment": {"gpus": ["NVIDIA H100"], "driver": "550", "torch": "2.13.0"},
-                }
+                )
             )
             store.write_epochs(_epochs(run_id, keep, lr, batch, epochs))
             writer = store.power_writer(0)

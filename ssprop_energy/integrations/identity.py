@@ -113,13 +113,13 @@ def _take_identity(
     """The setup of the stored run ``run_dir``; its model and data entries go into
     ``run_config``. A run of another model or batch (other FLOPs per step) is refused."""
     stored = read_meta(run_dir)
-    theirs = stored.get("flops_per_step") or {}
+    theirs = stored.flops_per_step
     ours = {"forward": flops[0], "backward_dense": flops[1]}
     if theirs != ours:
         raise UserError(
             f"compare_with: {run_dir}: its FLOPs per step {theirs} differ from this "
             f"model's {ours} at batch {batch}: not the same model and batch"
         )
-    config = stored.get("run_config") or {}
+    config = stored.run_config
     run_config["model"], run_config["data"] = config.get("model"), config.get("data")
-    return dict(stored.get("setup") or {})
+    return dict(stored.setup)

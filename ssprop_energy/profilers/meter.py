@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..columns import ENERGY, PROVENANCE, source_column
 from ..provenance import UNAVAILABLE, combine
 from .carbon import CodeCarbonRun, carbon_intensity_g_per_kwh, emissions_kg
 from .discovery import CpuMode, GpuSelection, Hardware, discover
@@ -367,7 +368,8 @@ class EnergyMeter:
         ``emissions_kg`` and per source ``energy_j_<source>``, ``provenance_<source>``."""
         names = [s.name for s in self._hardware.sources]
         columns = ["window", "count", "time_s", "energy_j", "emissions_kg"]
-        columns += [f"energy_j_{n}" for n in names] + [f"provenance_{n}" for n in names]
+        columns += [source_column(ENERGY, n) for n in names]
+        columns += [source_column(PROVENANCE, n) for n in names]
         rows = []
         for window, totals in self._totals.items():
             m = self.totals(window)
@@ -383,8 +385,8 @@ class EnergyMeter:
             }
             for n in names:
                 value = m.energy_j[n]
-                row[f"energy_j_{n}"] = math.nan if value is None else value
-                row[f"provenance_{n}"] = m.provenance[n]
+                row[source_column(ENERGY, n)] = math.nan if value is None else value
+                row[source_column(PROVENANCE, n)] = m.provenance[n]
             rows.append(row)
         return pd.DataFrame(rows, columns=columns)
 
@@ -413,7 +415,8 @@ class EnergyMeter:
                 if column in ("count", "time_s") or column.startswith(("energy_j", "emissions")):
                     total[column] = summary[column].sum(skipna=False)
             for name in (s.name for s in self.sources):
-                total[f"provenance_{name}"] = combine(summary[f"provenance_{name}"])
+                label = source_column(PROVENANCE, name)
+                total[label] = combine(summary[label])
             summary = pd.concat([summary, pd.DataFrame([total])], ignore_index=True)
         return (
             f"<p>EnergyMeter ({state}), {html.escape(self.country)}: "

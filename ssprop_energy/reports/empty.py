@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ..store import ENERGY, source_column
 from .compare import SAVINGS
 
 TARGET_COLUMNS = ("_to_target", "rank", "ratio_to_best", "worst_to_best_ratio")
@@ -118,7 +119,7 @@ def sources_without_figures(
     runs' meta.json gives (or ``unavailable``)."""
     reasons = {}
     for source in sources:
-        column = f"energy_j_{source}"
+        column = source_column(ENERGY, source)
         if column in epochs and not _is_empty(epochs[column]):
             continue
         rows = energy_sources[energy_sources["source"] == source] if len(energy_sources) else []

@@ -15,7 +15,21 @@ import pandas as pd
 
 from ..provenance import is_mixed
 from .charts import Chart, render_charts
-from .report import Report
+from .contents import ReportContents
+from .shown import (
+    METHOD_KEYS,
+    METHOD_METRICS,
+    PHASE_COLUMNS,
+    PREDICTION_COLUMNS,
+    RUN_COLUMNS,
+    SETUP_KEYS,
+    SETUP_METRICS,
+    SIDE_BY_SIDE_KEYS,
+    SIDE_BY_SIDE_METRICS,
+    primary_key,
+    with_primary,
+    with_sources,
+)
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -106,161 +120,6 @@ def mean_std_table(
     )
 
 
-def _with_sources(columns: Iterable[str], sources: Sequence[str]) -> list[str]:
-    """Insert ``energy_j_<source>``/``provenance_<source>`` pairs after ``provenance``."""
-    out = []
-    for column in columns:
-        out.append(column)
-        if column == "provenance":
-            for source in sources:
-                out += [f"energy_j_{source}", f"provenance_{source}"]
-    return out
-
-
-INFERENCE_SAVINGS = (
-    "params_saving_pct",
-    "inference_flops_saving_pct",
-    "inference_energy_saving_pct_b1",
-    "provenance_inference_energy_saving_b1",
-    "inference_energy_saving_pct_btrain",
-    "provenance_inference_energy_saving_btrain",
-)
-
-PREDICTION_COLUMNS = (
-    "predicted_time_s",
-    "prediction_error_time_pct",
-    "predicted_energy_j",
-    "prediction_error_energy_pct",
-)
-"""summary.csv's prediction columns, shown when some run has an estimate."""
-
-RUN_COLUMNS = (
-    "run",
-    "sweep",
-    "model",
-    "dataset",
-    "status",
-    "epochs_done",
-    "final_accuracy",
-    "best_accuracy",
-    "time_s",
-    "energy_j",
-    "provenance",
-    "energy_j_above_idle",
-    "emissions_kg",
-    "flops_forward",
-    "flops_backward",
-    "flops_total",
-    "mean_keep",
-    *PREDICTION_COLUMNS,
-    "baseline_run",
-    "flops_backward_saving_pct",
-    "time_saving_pct",
-    "energy_saving_pct",
-    "provenance_energy_saving",
-    "emissions_saving_pct",
-    "accuracy_change_points",
-    "j_per_gflop_backward",
-    "j_per_gflop_saved_backward",
-    "comparison_note",
-    "target_status",
-    "energy_j_to_target",
-    "time_s_to_target",
-    "params",
-    "inference_flops_per_sample",
-    "inference_latency_ms_b1",
-    "inference_energy_j_per_1000_b1",
-    "provenance_inference_b1",
-    "inference_latency_ms_btrain",
-    "inference_energy_j_per_1000_btrain",
-    "provenance_inference_btrain",
-    *INFERENCE_SAVINGS,
-)
-METHOD_KEYS = ("method_label", "model", "dataset", "setup", "n_runs", "n_finished", "excluded")
-METHOD_METRICS = (
-    "final_accuracy",
-    "best_accuracy",
-    "epochs_done",
-    "time_s",
-    "energy_j",
-    "provenance",
-    "emissions_kg",
-    "flops_forward",
-    "flops_backward",
-    "flops_total",
-    "mean_keep",
-    "flops_backward_saving_pct",
-    "time_saving_pct",
-    "energy_saving_pct",
-    "provenance_energy_saving",
-    "emissions_saving_pct",
-    "accuracy_change_points",
-    "j_per_gflop_forward",
-    "j_per_gflop_backward",
-    "j_per_gflop_eval",
-    "j_per_gflop_saved_backward",
-    "energy_j_to_target",
-    "time_s_to_target",
-)
-SIDE_BY_SIDE_KEYS = ("method_label", "model", "dataset", "setup", "n_finished")
-SIDE_BY_SIDE_METRICS = (
-    "final_accuracy",
-    "flops_total",
-    "time_s",
-    "energy_j",
-    "provenance",
-    "emissions_kg",
-    "params",
-    "inference_flops_per_sample",
-    *(
-        f"{column}_{batch}"
-        for batch in ("b1", "btrain")
-        for column in (
-            "inference_latency_ms",
-            "inference_time_s_per_1000",
-            "inference_energy_j_per_1000",
-            "provenance_inference",
-        )
-    ),
-    *INFERENCE_SAVINGS,
-)
-SETUP_KEYS = (
-    "method_label",
-    "model",
-    "dataset",
-    "setup",
-    "n_runs",
-    "n_finished",
-    "n_reached",
-    "target_status",
-    "rank",
-)
-SETUP_METRICS = (
-    "energy_j_to_target",
-    "provenance",
-    "ratio_to_best",
-    "time_s_to_target",
-    "flops_total_to_target",
-    "emissions_kg_to_target",
-    "epochs_to_target",
-    "final_accuracy",
-    "worst_to_best_ratio",
-)
-PHASE_COLUMNS = (
-    "run",
-    "phase",
-    "status",
-    "time_s",
-    "energy_j",
-    "provenance",
-    "energy_j_calibrated",
-    "provenance_calibrated",
-    "note_calibrated",
-    "flops",
-    "j_per_gflop",
-)
-
-
 def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
@@ -270,48 +129,12 @@ def _items(lines: Iterable[str], css: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
-PRIMARY_OF = {
-    "final_accuracy": ("primary_metric", "final_primary"),
-    "best_accuracy": ("best_primary",),
-    "accuracy_change_points": ("primary_change_pct",),
-}
-"""The primary metric's columns that stand beside (or for) the accuracy columns."""
-
-
-def _with_primary(columns: Iterable[str], runs: pd.DataFrame, keys: bool = False) -> list[str]:
-    """``columns`` with the primary metric's beside the accuracy columns when some run's
-    task judges by another metric (a generation run's ``val_denoise_loss``), in their place
-    when none judges by accuracy. ``keys``: a mean ± std table, whose metric name is not a
-    figure (it goes to the keys)."""
-    metrics = _primary_metrics(runs)
-    if metrics == {"accuracy"}:
-        return list(columns)
-    out = []
-    for column in columns:
-        if column in PRIMARY_OF and "accuracy" in metrics:
-            out.append(column)
-        out += [
-            c for c in PRIMARY_OF.get(column, (column,)) if not (keys and c == "primary_metric")
-        ]
-    return out
-
-
-def _primary_metrics(runs: pd.DataFrame) -> set[str]:
-    """The runs' primary metrics (accuracy for a store that does not say)."""
-    return set(runs.get("primary_metric", pd.Series(dtype=str)).dropna()) or {"accuracy"}
-
-
-def _primary_key(runs: pd.DataFrame) -> list[str]:
-    """``primary_metric`` as a key of a mean ± std table when some run's is not accuracy."""
-    return [] if _primary_metrics(runs) == {"accuracy"} else ["primary_metric"]
-
-
-def _tables(report: Report) -> str:
+def _tables(report: ReportContents) -> str:
     parts = [
         mean_std_table(
             report.methods,
-            [*METHOD_KEYS, *_primary_key(report.runs)],
-            _with_sources(_with_primary(METHOD_METRICS, report.runs, keys=True), report.sources),
+            [*METHOD_KEYS, *primary_key(report.runs)],
+            with_sources(with_primary(METHOD_METRICS, report.runs, keys=True), report.sources),
             "methods.csv: per method and setup, mean ± std over finished runs "
             f"(savings against {report.baseline} at the same seed and setup)",
         ),
@@ -332,12 +155,12 @@ def _tables(report: Report) -> str:
     predicted = "predicted_time_s" in report.runs and report.runs["predicted_time_s"].notna().any()
     run_columns = [
         c
-        for c in _with_primary(RUN_COLUMNS, report.runs)
+        for c in with_primary(RUN_COLUMNS, report.runs)
         if predicted or c not in PREDICTION_COLUMNS
     ]
     parts.append(
         table(
-            report.runs, _with_sources(run_columns, report.sources), "summary.csv: one row per run"
+            report.runs, with_sources(run_columns, report.sources), "summary.csv: one row per run"
         )
     )
     if not report.setups.empty and (report.setups["target_status"] != "no_target").any():
@@ -354,7 +177,7 @@ def _tables(report: Report) -> str:
     parts.append(
         table(
             report.phases,
-            _with_sources(PHASE_COLUMNS, report.sources),
+            with_sources(PHASE_COLUMNS, report.sources),
             "phases.csv: seconds, joules and FLOPs per run and phase",
         )
     )
@@ -394,7 +217,7 @@ def _samples(grids: pd.DataFrame) -> str:
     )
 
 
-def render_html(report: Report, charts: Sequence[Chart] | None = None) -> str:
+def render_html(report: ReportContents, charts: Sequence[Chart] | None = None) -> str:
     """The whole page as a string (``charts``: those of :func:`render_charts`, drawn here
     when not given)."""
     title = f"ssprop-energy report: {report.title}"
@@ -449,7 +272,7 @@ NOTEBOOK_METRICS = (
 )
 
 
-def notebook_html(report: Report) -> str:
+def notebook_html(report: ReportContents) -> str:
     """The report in a notebook: headline, highlights, notes, the methods table and the
     totals over the runs; the charts and every other table are in :func:`render_html`."""
     runs = report.runs
@@ -465,8 +288,8 @@ def notebook_html(report: Report) -> str:
         f"<p>Baseline: {html.escape(report.baseline)}; {html.escape(totals)}.</p>",
         mean_std_table(
             report.methods,
-            ["method_label", "setup", "n_runs", "n_finished", *_primary_key(report.runs)],
-            _with_primary(NOTEBOOK_METRICS, report.runs, keys=True),
+            ["method_label", "setup", "n_runs", "n_finished", *primary_key(report.runs)],
+            with_primary(NOTEBOOK_METRICS, report.runs, keys=True),
             "methods.csv: mean ± std over finished runs",
         ),
     ]

@@ -22,11 +22,12 @@ def rank_rows(record: RunRecord, run: str) -> pd.DataFrame:
     table = pd.DataFrame(
         {c: by_rank[c].sum(min_count=1) for c in RANK_COLUMNS if c in record.ranks}
     ).reset_index()
-    hosts = {r["rank"]: r for r in (record.meta.get("distributed") or {}).get("ranks", [])}
+    dist = record.meta.distributed
+    hosts = {r.rank: r for r in dist.ranks} if dist is not None else {}
     table.insert(0, "run", run)
     table.insert(1, "run_id", record.run_id)
-    table["node"] = [hosts.get(r, {}).get("node") for r in table["rank"]]
-    table["sources"] = [" ".join(hosts.get(r, {}).get("sources", [])) for r in table["rank"]]
+    table["node"] = [hosts[r].node if r in hosts else None for r in table["rank"]]
+    table["sources"] = [" ".join(hosts[r].sources) if r in hosts else "" for r in table["rank"]]
     run_energy = table["energy_j"].sum(min_count=1)
     table["energy_share"] = table["energy_j"] / run_energy if run_energy else math.nan
     return table
@@ -44,12 +45,12 @@ def imbalance_pct(values: pd.Series) -> float:
 def rank_summary(record: RunRecord) -> dict[str, Any]:
     """summary.csv's columns on the ranks: ``world_size`` (1 for one process),
     ``global_batch_size``, ``rank_energy_imbalance_pct``, ``rank_time_imbalance_pct``."""
-    dist = record.meta.get("distributed") or {}
+    dist = record.meta.distributed
     table = rank_rows(record, "")
-    batch = ((record.meta.get("run_config") or {}).get("data") or {}).get("batch_size")
+    batch = (record.meta.run_config.get("data") or {}).get("batch_size")
     return {
-        "world_size": dist.get("world_size", 1),
-        "global_batch_size": dist.get("global_batch_size", batch),
+        "world_size": 1 if dist is None else dist.world_size,
+        "global_batch_size": batch if dist is None else dist.global_batch_size,
         "rank_energy_imbalance_pct": (
             imbalance_pct(table["energy_j"]) if "energy_j" in table else math.nan
         ),

@@ -17,16 +17,20 @@ from ..errors import UserError
 from ..provenance import UNAVAILABLE, check, combine, combine_sources
 from ..store import (
     ENDED,
+    ENERGY,
     EPOCHS,
     FINISHED,
     FLOPS_OF_PHASE,
     INFERENCE,
-    META,
-    PHASES,
     PREDICTED,
+    PROVENANCE,
+    EstimateMeta,
+    RunMeta,
     RunRecord,
     epoch_number,
+    parse_source_column,
     setup_label,
+    source_column,
 )
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
@@ -52,14 +56,15 @@ def _last_and_best(values: pd.Series, higher: bool = True) -> tuple[float, float
 
 def sources_of(record: RunRecord) -> list[str]:
     """Energy sources named by the run's meta.json or its epoch columns, in first-seen order."""
-    names = list(record.meta.get("energy", {}).get("sources", {}))
-    names += [
-        c.removeprefix("provenance_") for c in record.epochs.columns if c.startswith("provenance_")
-    ]
+    names = list(record.meta.energy.sources)
+    for column in record.epochs.columns:
+        parsed = parse_source_column(column)
+        if parsed is not None and parsed[0] == PROVENANCE:
+            names.append(parsed[2])
     return list(dict.fromkeys(names))
 
 
-def _total(epochs: pd.DataFrame, column: str) -> float:
+def column_total(epochs: pd.DataFrame, column: str) -> float:
     if column not in epochs or epochs.empty:
         return math.nan
     values = pd.to_numeric(epochs[column], errors="coerce")
@@ -72,11 +77,13 @@ def _labels(cells: Any) -> list[object]:
 
 
 def _source_provenance(record: RunRecord, source: str) -> str:
-    column = f"provenance_{source}"
+    column = source_column(PROVENANCE, source)
     if column in record.epochs and not record.epochs.empty:
         return combine(_labels(record.epochs[column]))
-    stored = record.meta.get("energy", {}).get("sources", {}).get(source, {})
-    return str(stored.get("provenance", UNAVAILABLE)) if record.epochs.empty else UNAVAILABLE
+    stored = record.meta.energy.sources.get(source)
+    if stored is None or not record.epochs.empty:
+        return UNAVAILABLE
+    return stored.provenance
 
 
 def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float:
@@ -105,15 +112,14 @@ def _to_target(epochs: pd.DataFrame, target: float | None, status: str) -> dict[
         upto = epochs.iloc[: hits[0] + 1]
         row["epochs_to_target"] = hits[0] + 1
         for column in TO_TARGET:
-            row[f"{column}_to_target"] = _total(upto, column)
+            row[f"{column}_to_target"] = column_total(upto, column)
     return row
 
 
-def _primary(meta: dict[str, Any], epochs: pd.DataFrame) -> dict[str, Any]:
-    """The task's primary metric (meta.json's ``primary_metric``, accuracy in older stores):
-    its name, direction, last and best value over the stored epochs."""
-    metric = str(meta.get("primary_metric") or "accuracy")
-    higher = bool(meta.get("higher_is_better", True))
+def _primary(meta: RunMeta, epochs: pd.DataFrame) -> dict[str, Any]:
+    """The task's primary metric (meta.json's ``primary_metric``): its name, direction, last
+    and best value over the stored epochs."""
+    metric, higher = meta.primary_metric, meta.higher_is_better
     final, best = _last_and_best(epoch_numbers(epochs, metric), higher)
     return {
         "primary_metric": metric,
@@ -130,31 +136,31 @@ def config_name(section: object) -> str:
     return "-" if not section else json.dumps(section, sort_keys=True, default=str)
 
 
-def match_key(meta: dict[str, Any]) -> str:
+def match_key(meta: RunMeta) -> str:
     """Runs with equal keys are comparable: same seed, sweep point, model and data."""
-    config = meta.get("run_config") or {}
-    parts = [meta.get("seed"), meta.get("setup") or {}, config.get("model"), config.get("data")]
+    config = meta.run_config
+    parts = [meta.seed, meta.setup, config.get("model"), config.get("data")]
     return json.dumps(parts, sort_keys=True, default=str)
 
 
 def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     """The summary row of one run (columns of summary.csv before the baseline comparison)."""
     meta, epochs = record.meta, record.epochs
-    setup = dict(meta.get("setup") or {})
+    setup = dict(meta.setup)
     row: dict[str, Any] = {
-        "sweep": str(meta.get("sweep", record.path.parent.name)),
+        "sweep": meta.sweep,
         "run_id": record.run_id,
-        "method": str(meta.get("method", "")),
-        "method_label": str(meta.get("method_label", meta.get("method", ""))),
-        "model": config_name((meta.get("run_config") or {}).get("model")),
-        "dataset": config_name((meta.get("run_config") or {}).get("data")),
-        "seed": meta.get("seed"),
+        "method": meta.method,
+        "method_label": meta.method_label,
+        "model": config_name(meta.run_config.get("model")),
+        "dataset": config_name(meta.run_config.get("data")),
+        "seed": meta.seed,
         "setup": setup_label(setup),
         **{f"setup_{k}": setup[k] for k in sorted(setup)},
         "status": record.status,
-        "epochs_planned": meta.get("epochs_planned"),
+        "epochs_planned": meta.epochs_planned,
         "epochs_done": len(epochs),
-        "stopped_at_target": bool(meta.get("stopped_at_target", False)),
+        "stopped_at_target": meta.stopped_at_target,
         "target_accuracy": target,
     }
     row["final_accuracy"], row["best_accuracy"] = _last_and_best(epoch_numbers(epochs, "accuracy"))
@@ -162,27 +168,31 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     row["final_val_loss"] = _last_and_best(epoch_numbers(epochs, "val_loss"))[0]
     for column in epochs.columns:
         if column.startswith(SUMMED_PREFIXES):
-            row[column] = _total(epochs, column)
+            row[column] = column_total(epochs, column)
     sources = sources_of(record)
     try:
         for source in sources:
-            row.setdefault(f"energy_j_{source}", math.nan)
-            row[f"provenance_{source}"] = _source_provenance(record, source)
-        row["provenance"] = combine_sources(row[f"provenance_{s}"] for s in sources)
+            row.setdefault(source_column(ENERGY, source), math.nan)
+            row[source_column(PROVENANCE, source)] = _source_provenance(record, source)
+        row["provenance"] = combine_sources(row[source_column(PROVENANCE, s)] for s in sources)
     except ValueError as exc:
         raise UserError(f"{record.path / EPOCHS}: {exc}") from None
     for column in ("time_s", "energy_j", "emissions_kg", "flops_forward", "flops_backward"):
         row.setdefault(column, math.nan)
     row.setdefault("flops_total", math.nan)
     row["mean_keep"] = _mean_keep(epochs)
-    planned = meta.get("mean_keep_planned")
+    planned = meta.mean_keep_planned
     row["mean_keep_planned"] = math.nan if planned is None else planned
     for phase, flops in FLOPS_OF_PHASE.items():
         row[f"j_per_gflop_{phase}"] = _ratio(
             row.get(f"energy_j_{phase}", math.nan), row.get(flops, math.nan), 1e9
         )
-    idle = meta.get("energy", {}).get("idle_power_w", {}) or {}
-    idle_w = [float(idle[s]) for s in sources if s in idle and not math.isnan(row[f"energy_j_{s}"])]
+    idle = meta.energy.idle_power_w
+    idle_w = [
+        float(idle[s])
+        for s in sources
+        if s in idle and not math.isnan(row[source_column(ENERGY, s)])
+    ]
     row["idle_power_w"] = sum(idle_w) if idle_w else math.nan
     row["energy_j_above_idle"] = row["energy_j"] - row["idle_power_w"] * row["time_s"]
     row.update(_inference(record))
@@ -192,13 +202,15 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     return row
 
 
-def _prediction(meta: dict[str, Any], row: dict[str, Any], status: str) -> dict[str, Any]:
+def _prediction(meta: RunMeta, row: dict[str, Any], status: str) -> dict[str, Any]:
     """The run's recorded estimate (``predicted_<figure>``, ``predicted_provenance``) and,
     for a finished run, how far it was from the actual time and energy:
     ``prediction_error_<time|energy>_pct`` = 100 * (predicted - actual) / actual."""
-    estimate = meta.get("estimate") or {}
-    out: dict[str, Any] = {f"predicted_{name}": _number(estimate.get(name)) for name in PREDICTED}
-    out["predicted_provenance"] = str(estimate.get("provenance") or "")
+    estimate = meta.estimate or EstimateMeta()
+    out: dict[str, Any] = {
+        f"predicted_{name}": _number(getattr(estimate, name)) for name in PREDICTED
+    }
+    out["predicted_provenance"] = estimate.provenance or ""
     for quantity, column in (("time", "time_s"), ("energy", "energy_j")):
         actual = row[column] if status == FINISHED else math.nan
         error = _ratio(out[f"predicted_{column}"] - actual, actual, 100.0)
@@ -224,9 +236,9 @@ def _mean_keep(epochs: pd.DataFrame) -> float:
     return float(keep.mean(skipna=False))
 
 
-def _train_batch(meta: dict[str, Any]) -> int | None:
+def _train_batch(meta: RunMeta) -> int | None:
     """The run's training batch size (``run_config.data.batch_size``), None when absent."""
-    data = (meta.get("run_config") or {}).get("data") or {}
+    data = meta.run_config.get("data") or {}
     size = data.get("batch_size") if isinstance(data, dict) else None
     return int(size) if isinstance(size, int | float) else None
 
@@ -261,11 +273,11 @@ def _identity(record: RunRecord, run: str) -> dict[str, Any]:
     meta = record.meta
     return {
         "run": run,
-        "sweep": str(meta.get("sweep", record.path.parent.name)),
-        "method": str(meta.get("method", "")),
-        "method_label": str(meta.get("method_label", meta.get("method", ""))),
-        "seed": meta.get("seed"),
-        "setup": setup_label(dict(meta.get("setup") or {})),
+        "sweep": meta.sweep,
+        "method": meta.method,
+        "method_label": meta.method_label,
+        "seed": meta.seed,
+        "setup": setup_label(dict(meta.setup)),
         "status": record.status,
     }
 
@@ -310,7 +322,7 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
         epochs["run_id"] = record.run_id
     epochs = _with_identity(record, run, epochs)
     epochs["epoch"] = epoch_number(pd.to_numeric(epochs["epoch"]))
-    sources = [c for c in epochs.columns if c.startswith("provenance_")]
+    sources = [c for c in epochs.columns if (parse_source_column(c) or ("",))[0] == PROVENANCE]
     try:
         epochs["provenance"] = [
             combine_sources(_labels(row)) for row in epochs[sources].to_numpy(dtype=object)
@@ -323,92 +335,3 @@ def tidy_epochs(record: RunRecord, run: str) -> pd.DataFrame:
                 skipna=False
             )
     return epochs
-
-
-CALIBRATED_COLUMNS = ("energy_j_calibrated", "provenance_calibrated", "note_calibrated")
-"""phases.csv's columns from a run's differential phase calibration (meta.json's
-``phase_calibration``), beside the windowed ``energy_j``."""
-
-
-def calibrated_phases(record: RunRecord) -> dict[str, tuple[float, str, str]]:
-    """Per calibrated phase, (joules, provenance, note) over the run's stored epochs: each
-    keep's calibrated joules per step times the steps the run took at that keep (its
-    planned steps per epoch and keep, over the epochs in epochs.csv). Empty without a
-    calibration. A phase without a figure at some keep (within noise, no energy source)
-    has none, and the note says why; so has every phase when the planned steps disagree
-    with the stored ``steps``."""
-    entry = record.meta.get("phase_calibration")
-    if not entry:
-        return {}
-    try:
-        return _calibrated(entry, record.epochs)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{record.path / META}: phase_calibration: {exc!r}") from None
-
-
-def _calibrated(entry: dict[str, Any], stored: pd.DataFrame) -> dict[str, tuple[float, str, str]]:
-    """:func:`calibrated_phases` of one meta.json entry and the run's epoch rows."""
-    epochs = {int(e) for e in stored["epoch"]} if "epoch" in stored else set()
-    counts: dict[float, int] = {}
-    for epoch, keep, steps in entry.get("steps", []):
-        if int(epoch) in epochs:
-            counts[float(keep)] = counts.get(float(keep), 0) + int(steps)
-    prices: dict[str, dict[float, dict[str, Any]]] = {}
-    for price in entry.get("prices", []):
-        prices.setdefault(str(price["phase"]), {})[float(price["keep"])] = price
-    taken = _total(stored, "steps")
-    if not epochs or sum(counts.values()) != taken:
-        note = "no stored epoch" if not epochs else "the stored steps differ from the plan"
-        return {phase: (math.nan, UNAVAILABLE, note) for phase in prices}
-    result = {}
-    for phase, at_keep in prices.items():
-        used = [(k, n, at_keep.get(k)) for k, n in counts.items() if n]
-        missing = [
-            f"keep {k}: {p['note'] if p else 'not calibrated'}"
-            for k, _, p in used
-            if p is None or p["energy_j_per_step"] is None
-        ]
-        if missing:
-            result[phase] = (math.nan, UNAVAILABLE, "; ".join(missing))
-            continue
-        joules = sum(n * float(p["energy_j_per_step"]) for _, n, p in used if p)
-        result[phase] = (joules, combine(p["provenance"] for _, _, p in used if p), "")
-    return result
-
-
-def phase_rows(
-    summary: pd.DataFrame,
-    sources: list[str],
-    calibrated: list[dict[str, tuple[float, str, str]]] | None = None,
-) -> pd.DataFrame:
-    """One row per run and phase: seconds, joules (total and per source), FLOPs, J/GFLOP;
-    with ``calibrated`` (per run, :func:`calibrated_phases`) where any run has it, the
-    ``CALIBRATED_COLUMNS`` too."""
-    figures = calibrated if calibrated and any(calibrated) else None
-    rows = []
-    for index, (_, run) in enumerate(summary.iterrows()):
-        for phase in PHASES:
-            if f"time_s_{phase}" not in run and f"energy_j_{phase}" not in run:
-                continue
-            flops = run.get(FLOPS_OF_PHASE.get(phase, ""), math.nan)
-            row = {
-                "run": run["run"],
-                "method_label": run["method_label"],
-                "seed": run["seed"],
-                "setup": run["setup"],
-                "status": run["status"],
-                "phase": phase,
-                "time_s": run.get(f"time_s_{phase}", math.nan),
-                "energy_j": run.get(f"energy_j_{phase}", math.nan),
-                "provenance": run["provenance"],
-                "flops": flops,
-                "j_per_gflop": run.get(f"j_per_gflop_{phase}", math.nan),
-            }
-            if figures is not None:
-                figure = figures[index].get(phase, (math.nan, UNAVAILABLE, ""))
-                row.update(zip(CALIBRATED_COLUMNS, figure, strict=True))
-            for source in sources:
-                row[f"energy_j_{source}"] = run.get(f"energy_j_{phase}_{source}", math.nan)
-                row[f"provenance_{source}"] = run.get(f"provenance_{source}", UNAVAILABLE)
-            rows.append(row)
-    return pd.DataFrame(rows)

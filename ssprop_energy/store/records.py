@@ -7,9 +7,7 @@ makes the run ``damaged``, with a note naming the file.
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,150 +17,46 @@ from pydantic import ValidationError
 
 from ..errors import UserError
 from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
+from .checks import (
+    StoreConflict,
+    StoreDamaged,
+    check_epochs,
+    check_estimate,
+    check_gates,
+    check_inference,
+    check_matrix,
+    check_phase_calibration,
+    check_sampling,
+    read_csv,
+)
 from .lock import live_holder
+from .meta import META_SCHEMA, EstimateMeta, RunMeta
+from .migrate import UnknownFormat, migrate_meta
 from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
     DAMAGED,
     EPOCHS,
     ESTIMATE,
     ESTIMATE_RECORDED,
-    ESTIMATE_TEXT_COLUMNS,
     GATES,
-    GATES_COLUMNS,
     INFERENCE,
-    INFERENCE_COLUMNS,
     MATRIX,
     MATRIX_COLUMNS,
     META,
-    META_SCHEMA,
     PHASE_CALIBRATION,
-    PHASE_CALIBRATION_COLUMNS,
-    PHASE_CALIBRATION_TEXT_COLUMNS,
     RANKS_DIR,
     SAMPLES_DIR,
     SAMPLING,
     SAMPLING_COLUMNS,
-    RunMeta,
     sample_grid_name,
 )
-
-EPOCH_TEXT_COLUMNS = ("run_id", "provenance_")
-"""Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
-INFERENCE_TEXT_COLUMNS = ("provenance",)
-GATES_TEXT_COLUMNS = ("layer", "level")
-SAMPLING_TEXT_COLUMNS = ("provenance",)
-
-
-class StoreDamaged(UserError):
-    """A store file that does not parse or does not fit its schema."""
-
-
-class StoreConflict(UserError):
-    """A write that would double or skip a stored epoch (another process writes the run)."""
-
-
-def _numeric(frame: pd.DataFrame, path: Path, text: tuple[str, ...]) -> None:
-    for column in frame.columns:
-        if column.startswith(text):
-            continue
-        try:
-            pd.to_numeric(frame[column])
-        except (ValueError, TypeError):
-            raise StoreDamaged(f"{path}: column {column!r} holds text, not numbers") from None
-
-
-def _required(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StoreDamaged(f"{path}: no column {missing[0]!r}")
-
-
-def check_epochs(frame: pd.DataFrame, path: Path) -> None:
-    """epochs.csv's schema: run_id and epoch columns, numbers but for run_id and provenance,
-    and epochs 0, 1, ..., N-1 in order, each once."""
-    _required(frame, path, ("run_id", "epoch"))
-    _numeric(frame, path, EPOCH_TEXT_COLUMNS)
-    epochs = pd.to_numeric(frame["epoch"]).tolist()
-    for row, epoch in enumerate(epochs):
-        if epoch != row:
-            seen = "appears twice" if epoch in epochs[:row] else "is out of order"
-            raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
-
-
-def check_inference(frame: pd.DataFrame, path: Path) -> None:
-    """inference.csv's schema: its columns, numbers but for provenance labels."""
-    _required(frame, path, INFERENCE_COLUMNS)
-    _numeric(frame, path, INFERENCE_TEXT_COLUMNS)
-
-
-def check_gates(frame: pd.DataFrame, path: Path) -> None:
-    """gates.csv's schema: its columns, numbers but for layer and level."""
-    _required(frame, path, GATES_COLUMNS)
-    _numeric(frame, path, GATES_TEXT_COLUMNS)
-
-
-def check_sampling(frame: pd.DataFrame, path: Path) -> None:
-    """sampling.csv's schema: its columns, numbers but for the provenance label."""
-    _required(frame, path, SAMPLING_COLUMNS)
-    _numeric(frame, path, SAMPLING_TEXT_COLUMNS)
-
-
-def check_estimate(frame: pd.DataFrame, path: Path) -> None:
-    """estimate.csv's schema: run_id and the recorded columns, numbers but for the text
-    columns, each run once."""
-    _required(frame, path, ("run_id", *ESTIMATE_RECORDED))
-    _numeric(frame, path, ESTIMATE_TEXT_COLUMNS)
-    twice = frame["run_id"][frame["run_id"].duplicated()]
-    if len(twice):
-        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
-
-
-def check_matrix(frame: pd.DataFrame, path: Path) -> None:
-    """matrix.csv's schema: its columns, each run once."""
-    _required(frame, path, MATRIX_COLUMNS)
-    twice = frame["run_id"][frame["run_id"].duplicated()]
-    if len(twice):
-        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
-
-
-def check_phase_calibration(frame: pd.DataFrame, path: Path) -> None:
-    """phase_calibration.csv's schema: the columns read back, numbers but for the text
-    columns, each unit's phase once."""
-    _required(frame, path, PHASE_CALIBRATION_COLUMNS)
-    _numeric(frame, path, PHASE_CALIBRATION_TEXT_COLUMNS)
-    twice = frame[frame.duplicated(["unit", "phase"])]
-    if len(twice):
-        unit, phase = twice.iloc[0]["unit"], twice.iloc[0]["phase"]
-        raise StoreDamaged(f"{path}: unit {unit} phase {phase} appears twice")
 
 
 def read_phase_calibration(sweep_dir: Path | str) -> pd.DataFrame:
     """The sweep's phase_calibration.csv (empty without one); a file that does not parse or
     fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / PHASE_CALIBRATION, check_phase_calibration)
+    frame = read_csv(Path(sweep_dir) / PHASE_CALIBRATION, check_phase_calibration)
     return frame.astype({"unit": str}) if not frame.empty else frame
-
-
-def _read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
-    """A store CSV file, checked; a missing or empty file is an empty frame."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return pd.DataFrame()
-    except OSError as exc:
-        raise StoreDamaged(f"{path}: cannot read ({exc.strerror})") from None
-    if not data:
-        return pd.DataFrame()
-    if not data.endswith(b"\n"):
-        raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
-    try:
-        frame = pd.read_csv(io.BytesIO(data))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None
-    if not frame.empty:
-        check(frame, path)
-    return frame
 
 
 @dataclass
@@ -173,11 +67,13 @@ class RunRecord:
     (``sample_grids``).
 
     ``damage`` says which file of a damaged run does not parse or fit its schema (its
-    epochs are then empty); ``stale`` marks a run whose meta.json says ``running`` while no
+    epochs are then empty; ``stored_meta`` is None when meta.json is the damaged file, and
+    ``meta`` then raises StoreDamaged);
+    ``stale`` marks a run whose meta.json says ``running`` while no
     live process holds it (it was killed): its status reads ``interrupted``."""
 
     path: Path
-    meta: dict[str, Any]
+    stored_meta: RunMeta | None
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     inference: pd.DataFrame = field(default_factory=pd.DataFrame)
     gates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -190,7 +86,14 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return str(self.meta.get("run_id", self.path.name))
+        return self.path.name if self.stored_meta is None else self.stored_meta.run_id
+
+    @property
+    def meta(self) -> RunMeta:
+        """The run's meta.json; StoreDamaged (naming why) when it does not parse or fit."""
+        if self.stored_meta is None:
+            raise StoreDamaged(self.damage or f"{self.path / META}: not read")
+        return self.stored_meta
 
     def sample_grids(self) -> dict[int, Path]:
         """The run's sample grid files by epoch (from 0), in epoch order; empty when none."""
@@ -217,7 +120,7 @@ class RunRecord:
     def status(self) -> str:
         if self.damage is not None:
             return DAMAGED
-        return "interrupted" if self.stale else str(self.meta.get("status", "unknown"))
+        return "interrupted" if self.stale else self.meta.status
 
     @property
     def note(self) -> str | None:
@@ -227,8 +130,7 @@ class RunRecord:
             return self.damage
         if self.stale:
             return f"{self.path / META}: says running, but no live process holds the run"
-        notes = self.meta.get("notes") or []
-        return "; ".join(str(n) for n in notes) or None
+        return "; ".join(self.meta.notes) or None
 
 
 def _schema_problem(exc: ValidationError) -> str:
@@ -237,9 +139,10 @@ def _schema_problem(exc: ValidationError) -> str:
     return f"{where}: {first['msg'].lower()}"
 
 
-def read_meta(run_dir: Path | str) -> dict[str, Any]:
-    """The run's meta.json, checked against ``RunMeta``; a file that does not parse or fit
-    is a StoreDamaged error naming it."""
+def read_meta(run_dir: Path | str) -> RunMeta:
+    """The run's meta.json as a ``RunMeta``, an older format read through
+    :func:`.migrate.migrate_meta`; a file that does not parse or fit is a StoreDamaged error
+    naming it."""
     path = Path(run_dir) / META
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -252,18 +155,19 @@ def read_meta(run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StoreDamaged(f"{path}: not a JSON object (got {type(raw).__name__})")
     try:
-        META_SCHEMA.validate_python(raw)
+        return META_SCHEMA.validate_python(migrate_meta(raw))
+    except UnknownFormat as exc:
+        raise StoreDamaged(f"{path}: {exc}") from None
     except ValidationError as exc:
         raise StoreDamaged(f"{path}: {_schema_problem(exc)}") from None
-    return raw
 
 
-def _check_counts(meta: dict[str, Any], epochs: pd.DataFrame, run_dir: Path) -> None:
+def _check_counts(meta: RunMeta, epochs: pd.DataFrame, run_dir: Path) -> None:
     """An ended run's meta.json counts the rows of its epochs.csv."""
-    if meta["status"] != "running" and meta["epochs_done"] != len(epochs):
+    if meta.status != "running" and meta.epochs_done != len(epochs):
         raise StoreDamaged(
             f"{run_dir / EPOCHS}: holds {len(epochs)} epoch rows, but {META} says "
-            f"epochs_done {meta['epochs_done']}"
+            f"epochs_done {meta.epochs_done}"
         )
 
 
@@ -273,18 +177,18 @@ def load_run(run_dir: Path | str) -> RunRecord:
     try:
         meta = read_meta(run_dir)
     except StoreDamaged as exc:
-        return RunRecord(run_dir, {"run_id": run_dir.name}, damage=str(exc))
+        return RunRecord(run_dir, None, damage=str(exc))
     try:
-        epochs = _read_csv(run_dir / EPOCHS, check_epochs)
+        epochs = read_csv(run_dir / EPOCHS, check_epochs)
         StoredTrace(run_dir).check()
-        inference = _read_csv(run_dir / INFERENCE, check_inference)
-        gates = _read_csv(run_dir / GATES, check_gates)
-        sampling = _read_csv(run_dir / SAMPLING, check_sampling)
+        inference = read_csv(run_dir / INFERENCE, check_inference)
+        gates = read_csv(run_dir / GATES, check_gates)
+        sampling = read_csv(run_dir / SAMPLING, check_sampling)
         _check_counts(meta, epochs, run_dir)
         ranks = read_rank_epochs(run_dir, len(epochs))
     except (StoreDamaged, PowerTraceDamaged) as exc:
         return RunRecord(run_dir, meta, damage=str(exc))
-    stale = meta["status"] == "running" and live_holder(run_dir) is None
+    stale = meta.status == "running" and live_holder(run_dir) is None
     return RunRecord(run_dir, meta, epochs, inference, gates, sampling, stale=stale, ranks=ranks)
 
 
@@ -298,7 +202,7 @@ def read_rank_epochs(run_dir: Path, epochs_done: int) -> pd.DataFrame:
         if not folder.name.removeprefix("rank-").isdigit():
             continue
         path = folder / EPOCHS
-        rows = _read_csv(path, check_epochs)
+        rows = read_csv(path, check_epochs)
         if len(rows) < epochs_done:
             raise StoreDamaged(f"{path}: holds {len(rows)} epoch rows, the run {epochs_done}")
         rank = int(folder.name.removeprefix("rank-"))
@@ -312,15 +216,15 @@ def _identity(path: Path) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
+def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
     """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
     file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
+    frame = read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
     if frame.empty:
         return {}
     frame = frame.astype({"run_id": str})
     return {
-        str(row["run_id"]): {c: _plain(row[c]) for c in ESTIMATE_RECORDED}
+        str(row["run_id"]): EstimateMeta(**{c: _plain(row[c]) for c in ESTIMATE_RECORDED})
         for row in frame.to_dict("records")
     }
 
@@ -328,7 +232,7 @@ def read_estimates(sweep_dir: Path | str) -> dict[str, dict[str, Any]]:
 def read_matrix(sweep_dir: Path | str) -> pd.DataFrame:
     """The sweep's planned runs (matrix.csv: ``MATRIX_COLUMNS``, in plan order); empty when
     the sweep has none. A file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = _read_csv(Path(sweep_dir) / MATRIX, check_matrix)
+    frame = read_csv(Path(sweep_dir) / MATRIX, check_matrix)
     return frame.astype({"run_id": str}) if not frame.empty else frame
 
 
@@ -375,14 +279,14 @@ class RunStore:
         self._written: tuple[tuple[int, int, int], pd.DataFrame, str] | None = None
         """epochs.csv as this store last wrote it: the file's identity, its rows, its text."""
 
-    def write_meta(self, meta: RunMeta | dict[str, Any]) -> None:
-        atomic_write_json(self.path / META, meta.to_json() if isinstance(meta, RunMeta) else meta)
+    def write_meta(self, meta: RunMeta) -> None:
+        atomic_write_json(self.path / META, meta.to_json())
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self) -> RunMeta:
         return read_meta(self.path)
 
     def read_epochs(self) -> pd.DataFrame:
-        return _read_csv(self.path / EPOCHS, check_epochs)
+        return read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
         self._write_epochs(epochs, epochs.to_csv(index=False))
@@ -435,7 +339,7 @@ class RunStore:
     def write_sampling(self, row: dict[str, Any]) -> None:
         """Store one epoch's metered sampling in sampling.csv, replacing the rows of that
         epoch and later ones (left by an interrupted epoch that is trained again)."""
-        rows = _read_csv(self.path / SAMPLING, check_sampling)
+        rows = read_csv(self.path / SAMPLING, check_sampling)
         if not rows.empty:
             rows = rows[rows["epoch"] < row["epoch"]]
         new = pd.DataFrame([row], columns=list(SAMPLING_COLUMNS))

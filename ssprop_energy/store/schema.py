@@ -1,14 +1,21 @@
 """The store's vocabulary, written once: file names, run statuses, phases, the setup label
-and the typed meta.json record (see docs/store.md for every file and column)."""
+and the per-source column names (``source_column``, ``parse_source_column``, from
+:mod:`ssprop_energy.columns`; see docs/store.md for every file and column)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
-from pydantic import TypeAdapter
+
+from ..columns import ENERGY as ENERGY
+from ..columns import ENERGY_PER_1000 as ENERGY_PER_1000
+from ..columns import ENERGY_PER_UNIT as ENERGY_PER_UNIT
+from ..columns import PHASES as PHASES
+from ..columns import PROVENANCE as PROVENANCE
+from ..columns import parse_source_column as parse_source_column
+from ..columns import source_column as source_column
 
 EpochIndex = TypeVar("EpochIndex", int, "pd.Series")
 
@@ -119,8 +126,6 @@ ENDED: tuple[Status, ...] = ("finished", "diverged", "failed")
 DAMAGED = "damaged"
 """What a reader calls a run whose files do not parse or fit their schema (never written)."""
 
-PHASES = ("data", "forward", "backward", "optimizer", "eval")
-"""The metered phases of a training step (the first four) and of validation."""
 FLOPS_OF_PHASE = {"forward": "flops_forward", "backward": "flops_backward", "eval": "flops_eval"}
 """The epoch column holding the analytic FLOPs of a phase (data and optimizer have none)."""
 
@@ -148,53 +153,3 @@ def sample_grid_name(epoch: int) -> str:
 def setup_label(setup: dict[str, Any]) -> str:
     """``batch_size=64, lr=0.1`` (keys sorted); ``-`` for a run outside a sweep."""
     return ", ".join(f"{k}={setup[k]}" for k in sorted(setup)) or NO_SETUP
-
-
-@dataclass
-class RunMeta:
-    """A run's meta.json (docs/store.md), typed. ``energy`` and ``environment`` are the
-    profilers' records; ``error`` is one line for ``failed`` and ``diverged`` runs.
-    ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run that failed before
-    its model was built. ``estimate``: the run's row of the sweep's estimate.csv when there
-    was one (``ESTIMATE_RECORDED``), else None. ``phase_calibration``: the calibrated price of
-    each phase at each keep the run's schedule uses and its planned steps per epoch and keep
-    (``energy.phase_calibration``), else None. ``notes``: what went wrong while metering a
-    run that went on (a recorded run's metering faults), one line each. ``distributed``:
-    the ranks of a run trained on many processes (docs/distributed.md), else None."""
-
-    run_id: str
-    sweep: str
-    method: str
-    method_label: str
-    method_params: dict[str, Any]
-    task: str
-    primary_metric: str
-    higher_is_better: bool
-    seed: int
-    setup: dict[str, Any]
-    run_config: dict[str, Any]
-    epochs_planned: int
-    mean_keep_planned: float | None
-    flops_per_step: dict[str, int]
-    started_at: str
-    status: Status = "running"
-    target_accuracy: float | None = None
-    target_status: Literal["reached", "not_reached"] | None = None
-    stopped_at_target: bool = False
-    epochs_done: int = 0
-    energy: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    finished_at: str | None = None
-    estimate: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-    distributed: dict[str, Any] | None = None
-    phase_calibration: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-META_SCHEMA = TypeAdapter(RunMeta)
-"""Validates a parsed meta.json against ``RunMeta``. Built here, where the annotations'
-names (``Status``) resolve: pydantic before 2.6 resolves them in the caller's module."""

@@ -19,7 +19,7 @@ from torch import nn
 from ..data import DataConfig, Dataset, load_data, symmetric_range
 from ..profilers import Measurement
 from ..provenance import combine_sources
-from ..store import FD_CLASSIFIER_DIR, RunStore
+from ..store import ENERGY, FD_CLASSIFIER_DIR, PROVENANCE, RunStore, source_column
 from .base import Batch, EpochEnd, Task, TaskConfig, register_task
 from .diffusion import BetaSchedule, alpha_bars, ddim_sample, denoise_loss
 from .fd_score import Reference, reference, score
@@ -94,8 +94,8 @@ def sampling_row(epoch: int, samples: int, steps: int, m: Measurement) -> dict[s
         "j_per_64": math.nan if total is None else total * scale,
     }
     for source, joules in m.energy_j.items():
-        row[f"energy_j_{source}"] = math.nan if joules is None else joules
-        row[f"provenance_{source}"] = m.provenance[source]
+        row[source_column(ENERGY, source)] = math.nan if joules is None else joules
+        row[source_column(PROVENANCE, source)] = m.provenance[source]
     return row
 
 

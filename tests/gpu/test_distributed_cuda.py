@@ -40,7 +40,7 @@ def test_one_gpu_torchrun_gives_the_plain_runs_energy_per_epoch(tmp_path: Path) 
     assert ranked.exit_code == 0, ranked.output
     (a,) = load_sweep(tmp_path / "plain" / "tiny")
     (b,) = load_sweep(tmp_path / "ddp" / "tiny")
-    assert b.meta["distributed"]["backend"] == "nccl"
+    assert b.meta.distributed.backend == "nccl"
     # the first epoch pays start-up costs: compare the later ones
     energy_a = a.epochs["energy_j_gpu0"].iloc[1:].mean()
     energy_b = b.epochs["energy_j_gpu0"].iloc[1:].mean()
@@ -54,8 +54,8 @@ def test_two_gpus_each_rank_meters_its_own(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profile", str(config), "--nproc-per-node", "2", "-q"])
     assert result.exit_code == 0, result.output
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert {"gpu0", "gpu1"} <= set(run.meta["energy"]["sources"])
-    sources = run.meta["energy"]["sources"]
+    assert {"gpu0", "gpu1"} <= set(run.meta.energy.sources)
+    sources = run.meta.energy.sources
     total = sum(run.epochs[f"energy_j_{s}"].fillna(0) for s in sources)
     assert run.epochs["energy_j"].tolist() == pytest.approx(total.tolist())
     for rank in (0, 1):

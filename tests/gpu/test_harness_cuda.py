@@ -34,8 +34,8 @@ def test_two_epochs_on_cuda_with_amp(tmp_path: Path) -> None:
         assert epochs["energy_j_gpu0"].gt(0).all()
         assert set(epochs["provenance_gpu0"]) <= {"measured", "split", "sampled"}
         assert epochs["flops_backward"].gt(0).all()
-        assert run.meta["energy"]["sources"]["gpu0"]["provenance"] == "measured"
-    sparse = next(r for r in runs if r.meta["method"] == "ssprop")
+        assert run.meta.energy.sources["gpu0"].provenance == "measured"
+    sparse = next(r for r in runs if r.meta.method == "ssprop")
     assert sparse.epochs["flops_backward"].iloc[1] < sparse.epochs["flops_backward_dense"].iloc[1]
 
 

@@ -118,9 +118,9 @@ def test_totals_add_up_the_ranks_and_leave_siblings_out_of_contention() -> None:
 def _check_store(run_dir: Path, epochs: int) -> None:
     record = load_run(run_dir)
     assert record.status == "finished" and len(record.epochs) == epochs
-    dist = record.meta["distributed"]
-    assert dist["world_size"] == 2 and dist["backend"] == "gloo"
-    assert dist["global_batch_size"] == 2 * dist["batch_size_per_rank"] == 32
+    dist = record.meta.distributed
+    assert dist.world_size == 2 and dist.backend == "gloo"
+    assert dist.global_batch_size == 2 * dist.batch_size_per_rank == 32
     ranks = [_rank_rows(run_dir, r) for r in range(2)]
     assert all(len(r) == epochs for r in ranks)
     for column in ("flops_forward", "flops_backward", "flops_total"):

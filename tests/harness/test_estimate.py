@@ -232,8 +232,8 @@ def test_profile_records_the_estimate_and_the_report_compares(
     summary = pd.read_csv(sweep / "summary.csv").set_index("run_id")
     for record in load_sweep(sweep):
         row = predicted.loc[record.run_id]
-        assert record.meta["estimate"]["time_s"] == pytest.approx(row["time_s"])
-        assert record.meta["estimate"]["provenance"] == "measured"
+        assert record.meta.estimate.time_s == pytest.approx(row["time_s"])
+        assert record.meta.estimate.provenance == "measured"
         actual = summary.loc[record.run_id]
         assert actual["predicted_energy_j"] == pytest.approx(row["energy_j"])
         error = 100 * (row["time_s"] - actual["time_s"]) / actual["time_s"]

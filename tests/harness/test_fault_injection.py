@@ -51,8 +51,8 @@ def _check_consistent(sweep: Path) -> None:
         assert record.status in ("interrupted", "finished")  # a killed run reads interrupted
         epochs = record.epochs
         assert epochs.empty or epochs["epoch"].tolist() == list(range(len(epochs)))
-        if record.meta["status"] != "running":
-            assert record.meta["epochs_done"] == len(epochs)
+        if record.meta.status != "running":
+            assert record.meta.epochs_done == len(epochs)
 
 
 def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> None:

@@ -35,7 +35,7 @@ def test_gated_prunes_at_its_epoch_and_stores_its_gates(tmp_path: Path) -> None:
             "layer", "level", "channels", "kept", "open_fraction", "polarization"
         ]  # fmt: skip
         assert gates["kept"].le(gates["channels"]).all()
-    label = {r.meta["method"]: r.meta["method_label"] for r in load_sweep(tmp_path / "runs/tiny")}
+    label = {r.meta.method: r.meta.method_label for r in load_sweep(tmp_path / "runs/tiny")}
     assert label == {
         "gated": "gated target=0.5 prune@2",
         "gated+ssprop": "gated+ssprop keep=0.5 target=0.5 prune@2",

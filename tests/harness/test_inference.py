@@ -181,7 +181,7 @@ def test_a_run_stopped_while_measuring_inference_resumes_without_training(
     run_sweep(cfg)
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
     assert steps == []  # nothing trained again
-    assert run.status == "finished" and run.meta["stopped_at_target"] is stop_at_target
+    assert run.status == "finished" and run.meta.stopped_at_target is stop_at_target
     pd.testing.assert_frame_equal(run.epochs, trained)
     assert run.inference["batch_size"].tolist() == [1, 16]
     assert not (run.path / "checkpoint.pt").exists()

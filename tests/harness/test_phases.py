@@ -4,6 +4,7 @@ whose forward, backward and optimizer make the fake GPU draw different, known po
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from ssprop_energy.harness.calibration.plans import plan_sweep
 from ssprop_energy.harness.config import ProfileConfig, parse_config
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter, Measurement
-from ssprop_energy.reports.runs import calibrated_phases
-from ssprop_energy.store import RunRecord
+from ssprop_energy.reports.phases import calibrated_phases
+from ssprop_energy.store import RunMeta, RunRecord, read_meta
 
 PHASE_S = {"forward": 0.08, "backward": 0.09, "optimizer": 0.06}
 POWER_W = {"forward": 100.0, "backward": 300.0, "optimizer": 200.0}
@@ -289,7 +290,10 @@ def test_estimate_calibrates_the_phases_and_profile_reuses_them(tmp_path, monkey
 
 def _record(tmp_path, entry, steps=(4, 4)):
     epochs = pd.DataFrame({"epoch": range(len(steps)), "steps": list(steps)})
-    return RunRecord(tmp_path, {"phase_calibration": entry}, epochs)
+    meta = RunMeta("r", "s", "dense", "dense", {}, "classification", "accuracy", True, 0, {}, {},
+                   len(steps), 1.0, {}, "")  # fmt: skip
+    (tmp_path / "meta.json").write_text(json.dumps({**meta.to_json(), "phase_calibration": entry}))
+    return RunRecord(tmp_path, read_meta(tmp_path), epochs)
 
 
 def _price(keep, phase, joules, note=""):
@@ -308,5 +312,5 @@ def test_the_report_multiplies_each_keep_by_the_steps_of_the_stored_epochs(tmp_p
     assert note == "keep 0.2: within its own noise"
     moved = calibrated_phases(_record(tmp_path, {"prices": prices, "steps": steps}, (4, 5)))
     assert moved["backward"][2] == "the stored steps differ from the plan"
-    with pytest.raises(UserError, match=r"meta.json: phase_calibration: KeyError\('phase'\)"):
+    with pytest.raises(UserError, match=r"meta.json: phase_calibration.prices.0.phase: field requ"):
         calibrated_phases(_record(tmp_path, {"prices": [{"keep": 1.0}], "steps": steps}))

@@ -53,11 +53,11 @@ def test_a_method_from_an_entry_point_trains_through_the_yaml_and_the_cli(
     )
     result = runner.invoke(app, ["profile", str(config), "--quiet"])
     assert result.exit_code == 0, result.output
-    runs = {r.meta["method"]: r for r in load_sweep(tmp_path / "runs" / "tiny")}
+    runs = {r.meta.method: r for r in load_sweep(tmp_path / "runs" / "tiny")}
     toy = runs["weight-penalty"]
     assert toy.status == "finished" and len(toy.epochs) == 2
-    assert toy.meta["method_label"] == "weight-penalty weight=0.001"
-    assert toy.meta["method_params"]["weight"] == 0.001
+    assert toy.meta.method_label == "weight-penalty weight=0.001"
+    assert toy.meta.method_params["weight"] == 0.001
     assert toy.epochs["keep"].tolist() == [1.0, 1.0]
     assert toy.epochs["flops_backward"].tolist() == runs["dense"].epochs["flops_backward"].tolist()
     # the penalty changed training: same seed and data as dense, different loss
@@ -75,9 +75,9 @@ def test_a_task_from_an_entry_point_sets_the_primary_metric(
     result = runner.invoke(app, ["profile", str(config), "--quiet"])
     assert result.exit_code == 0, result.output
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert (run.meta["task"], run.meta["primary_metric"]) == ("top-two", "top2_accuracy")
+    assert (run.meta.task, run.meta.primary_metric) == ("top-two", "top2_accuracy")
     assert run.epochs["top2_accuracy"].between(0, 1).all()
-    assert run.meta["run_config"]["task"] == {"name": "top-two"}
+    assert run.meta.run_config["task"] == {"name": "top-two"}
 
 
 def test_registered_in_code_and_validated_by_its_own_config(tmp_path: Path) -> None:

@@ -33,11 +33,11 @@ def test_end_to_end_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
         assert record.epochs["flops_backward"].gt(0).all()
         assert record.epochs["provenance_cpu"].eq("estimated").all()
         assert record.epochs["energy_j_cpu"].gt(0).all()
-        assert record.meta["energy"]["sources"]["cpu"]["provenance"] == "estimated"
+        assert record.meta.energy.sources["cpu"].provenance == "estimated"
         assert {"time_s", "source", "power_w"} <= set(record.power.columns)
         for phase in ("data", "forward", "backward", "optimizer", "eval"):
             assert record.epochs[f"time_s_{phase}"].gt(0).all()
-    sparse = next(r for r in runs if r.meta["method"] == "ssprop")
+    sparse = next(r for r in runs if r.meta.method == "ssprop")
     assert sparse.epochs["keep"].tolist() == [1.0, 0.5]
     assert sparse.epochs["flops_backward"].iloc[1] < sparse.epochs["flops_backward_dense"].iloc[1]
     for name in ("config.yaml", "summary.csv", "report.html"):
@@ -45,9 +45,7 @@ def test_end_to_end_and_rerun_skips_finished_runs(tmp_path: Path) -> None:
     assert "report:" in result.output
     again = _profile(str(config))
     assert again.exit_code == 0 and "skipped" in again.output
-    assert [r.meta["finished_at"] for r in load_sweep(sweep)] == [
-        r.meta["finished_at"] for r in runs
-    ]
+    assert [r.meta.finished_at for r in load_sweep(sweep)] == [r.meta.finished_at for r in runs]
 
 
 def test_dry_run_prints_matrix_without_training(config_file: Path, tmp_path: Path) -> None:
@@ -75,7 +73,7 @@ def test_interrupt_then_resume_keeps_epochs_and_redoes_nothing(tmp_path, monkeyp
     assert set(by_status) == {"finished", "interrupted"}
     kept = by_status["interrupted"].epochs.copy()
     assert len(kept) == 2
-    finished_at = by_status["finished"].meta["finished_at"]
+    finished_at = by_status["finished"].meta.finished_at
     monkeypatch.setattr(trainer, "train_epoch", real)
     result = _profile(str(config), "--quiet")
     assert result.exit_code == 0, result.output
@@ -83,7 +81,7 @@ def test_interrupt_then_resume_keeps_epochs_and_redoes_nothing(tmp_path, monkeyp
     done = resumed[by_status["interrupted"].run_id]
     assert done.status == "finished" and done.epochs["epoch"].tolist() == [0, 1, 2]
     pd.testing.assert_frame_equal(done.epochs.iloc[:2], kept, check_dtype=False)
-    assert resumed[by_status["finished"].run_id].meta["finished_at"] == finished_at
+    assert resumed[by_status["finished"].run_id].meta.finished_at == finished_at
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch) -> None:
@@ -163,7 +161,7 @@ def test_nan_loss_marks_diverged_and_the_sweep_goes_on(tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     runs = load_sweep(tmp_path / "runs" / "tiny")
     assert [r.status for r in runs] == ["diverged", "diverged"]
-    assert "loss became nan" in runs[0].meta["error"]
+    assert "loss became nan" in runs[0].meta.error
 
 
 def test_stop_at_target(tmp_path: Path) -> None:
@@ -177,7 +175,7 @@ def test_stop_at_target(tmp_path: Path) -> None:
     assert _profile(str(config), "--quiet").exit_code == 0
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
     assert len(run.epochs) == 1
-    assert run.meta["target_status"] == "reached" and run.meta["stopped_at_target"] is True
+    assert run.meta.target_status == "reached" and run.meta.stopped_at_target is True
     assert run.status == "finished"
 
 
@@ -191,7 +189,7 @@ def test_target_not_reached_is_marked(tmp_path: Path) -> None:
     )
     assert _profile(str(config), "--quiet").exit_code == 0
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert len(run.epochs) == 2 and run.meta["target_status"] == "not_reached"
+    assert len(run.epochs) == 2 and run.meta.target_status == "not_reached"
 
 
 def test_save_weights_init_from_and_freeze(tmp_path: Path) -> None:
@@ -308,14 +306,12 @@ def test_pretraining_run_feeds_a_fine_tuning_run_in_the_same_sweep(tmp_path: Pat
     )
     result = _profile(str(config), "--quiet")
     assert result.exit_code == 0, result.output
-    runs = {
-        (r.meta["method_label"], r.meta["seed"]): r for r in load_sweep(tmp_path / "runs" / "tiny")
-    }
+    runs = {(r.meta.method_label, r.meta.seed): r for r in load_sweep(tmp_path / "runs" / "tiny")}
     assert set(runs) == {(label, seed) for label in ("pretrain", "ssprop keep=0.5 from pretrain")
                          for seed in (0, 1)}  # fmt: skip
     for seed in (0, 1):
         pre, fine = runs["pretrain", seed], runs["ssprop keep=0.5 from pretrain", seed]
-        assert fine.status == "finished" and fine.meta["run_config"]["init_run"] == pre.run_id
+        assert fine.status == "finished" and fine.meta.run_config["init_run"] == pre.run_id
         before = torch.load(pre.path / "weights.pt")["features.0.weight"]
         after = torch.load(fine.path / "weights.pt")
         assert torch.equal(after["features.0.weight"], before)  # frozen, from the pretrained run

@@ -79,7 +79,7 @@ def test_two_sweeps_on_one_store_train_each_epoch_once(tmp_path: Path, monkeypat
     assert mine.claimed == [first] and [o.run_id for o in mine.outcomes] == [second]
     for record in load_sweep(tmp_path / "runs" / "tiny"):
         assert record.status == "finished"
-        assert record.epochs["epoch"].tolist() == [0, 1] and record.meta["epochs_done"] == 2
+        assert record.epochs["epoch"].tolist() == [0, 1] and record.meta.epochs_done == 2
         assert not (record.path / LOCK).exists()
 
 
@@ -199,8 +199,8 @@ def test_a_run_that_crashes_before_its_first_epoch_is_recorded(tmp_path: Path, m
     assert result.exit_code == 1, result.output
     assert "failed after 0 epochs: IndexError: Target -1 is out of bounds." in result.output
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert run.status == "failed" and run.meta["epochs_done"] == 0
-    assert run.meta["error"] == "IndexError: Target -1 is out of bounds."
+    assert run.status == "failed" and run.meta.epochs_done == 0
+    assert run.meta.error == "IndexError: Target -1 is out of bounds."
     report = runner.invoke(app, ["report", str(tmp_path / "runs" / "tiny")])
     assert "failed: IndexError: Target -1 is out of bounds." in report.output
 
@@ -267,7 +267,7 @@ def test_a_termination_signal_ends_the_run_like_ctrl_c(tmp_path, monkeypatch, si
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
     name = signal.Signals(signum).name
     assert f"interrupted by {name}: run {run.run_id} keeps its finished epochs" in result.output
-    assert run.meta["status"] == "interrupted" and run.meta["epochs_done"] == 1
+    assert run.meta.status == "interrupted" and run.meta.epochs_done == 1
     assert run.epochs["epoch"].tolist() == [0] and not list(run.path.glob(".*"))
     assert signal.getsignal(signum) is before  # the handler is gone after the sweep
 
@@ -312,7 +312,7 @@ def test_a_real_sigterm_stops_a_profile_process(tmp_path: Path) -> None:
     assert child.returncode == 143
     assert "interrupted by SIGTERM" in output
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert run.meta["status"] == "interrupted" and run.meta["epochs_done"] == len(run.epochs)
+    assert run.meta.status == "interrupted" and run.meta.epochs_done == len(run.epochs)
     assert not (run.path / LOCK).exists() and not list(run.path.glob(".*.tmp"))
 
 
@@ -330,8 +330,8 @@ def test_a_full_disk_marks_the_run_failed_and_leaves_no_temporary_file(tmp_path,
     assert result.exit_code == 2
     assert _one_line(result).endswith("checkpoint.pt: cannot write (No space left on device)")
     (run,) = load_sweep(tmp_path / "runs" / "tiny")
-    assert run.status == "failed" and "No space left on device" in run.meta["error"]
-    assert run.meta["epochs_done"] == len(run.epochs) == 1
+    assert run.status == "failed" and "No space left on device" in run.meta.error
+    assert run.meta.epochs_done == len(run.epochs) == 1
     assert {p.name for p in run.path.iterdir()} <= {"epochs.csv", "meta.json", "power"}
     assert not list(run.path.rglob(".*.tmp"))
 
@@ -356,7 +356,7 @@ def test_a_damaged_meta_is_reported_and_never_overwritten(tmp_path: Path) -> Non
     problem = f"{meta}: run_id: field required"
     assert f"{damaged.run_id}] not touched: damaged ({problem}); to train it again" in again.output
     assert meta.read_text() == "{}"
-    assert load_run(kept.path).meta["finished_at"] == kept.meta["finished_at"]
+    assert load_run(kept.path).meta.finished_at == kept.meta.finished_at
     rerun = _profile(str(config), "--quiet", "--only", damaged.run_id)
     assert rerun.exit_code == 0 and load_run(damaged.path).status == "finished"
 
@@ -377,12 +377,12 @@ def test_damaged_killed_and_doubled_runs_read_as_such(tmp_path: Path) -> None:
     epochs.write_text(text)
     meta.write_text('{"run_id": ')
     assert str(load_run(run.path).damage).startswith(f"{meta}: not valid JSON")
-    meta.write_text(json.dumps({**run.meta, "epochs_done": 3}))
+    meta.write_text(json.dumps({**run.meta.to_json(), "epochs_done": 3}))
     assert (
         load_run(run.path).damage
         == f"{epochs}: holds 2 epoch rows, but meta.json says epochs_done 3"
     )
-    meta.write_text(json.dumps({**run.meta, "status": "running"}))  # killed: no lock
+    meta.write_text(json.dumps({**run.meta.to_json(), "status": "running"}))  # killed: no lock
     killed = load_run(run.path)
     assert killed.status == "interrupted" and "no live process holds the run" in str(killed.note)
 

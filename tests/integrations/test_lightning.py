@@ -66,7 +66,7 @@ def _fit(tmp_path: Path, method: str, **options: object) -> EnergyCallback:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory, profiled: Path) -> Path:
     """One fit of the ssProp run, recorded under the profile's dense run."""
-    (dense,) = [r for r in load_sweep(profiled) if r.meta["method"] == "dense"]
+    (dense,) = [r for r in load_sweep(profiled) if r.meta.method == "dense"]
     run_dir = _fit(tmp_path_factory.mktemp("lightning"), "ssprop", compare_with=dense.path).run_dir
     assert run_dir is not None
     return run_dir
@@ -74,9 +74,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, profiled: Path) -> Path:
 
 def test_a_fit_is_stored_with_the_profile_runs_flop_columns(recorded: Path, profiled: Path) -> None:
     run = load_run(recorded)
-    (stored,) = [r for r in load_sweep(profiled) if r.meta["method"] == "ssprop"]
-    assert run.status == "finished" and run.meta["notes"] == []
-    assert run.meta["run_config"]["recorded_by"] == "lightning"
+    (stored,) = [r for r in load_sweep(profiled) if r.meta.method == "ssprop"]
+    assert run.status == "finished" and run.meta.notes == []
+    assert run.meta.run_config["recorded_by"] == "lightning"
     assert run.epochs[FLOP_COLUMNS].equals(stored.epochs[FLOP_COLUMNS])
     for phase in ("data", "forward", "backward", "optimizer", "eval"):
         assert run.epochs[f"time_s_{phase}"].gt(0).all(), phase
@@ -116,5 +116,5 @@ def test_an_exception_in_the_fit_marks_the_run_failed(tmp_path: Path) -> None:
         trainer.fit(Broken(ctx.model), loader)
     assert callback.run_dir is not None
     run = load_run(callback.run_dir)
-    assert run.status == "failed" and run.meta["error"] == "ValueError: bad batch"
+    assert run.status == "failed" and run.meta.error == "ValueError: bad batch"
     assert len(run.epochs) == 1

@@ -19,11 +19,11 @@ from ssprop_energy.cli import app
 from ssprop_energy.errors import UserError
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.profilers.rapl import RaplSource
-from ssprop_energy.store import LOCK, load_run, load_sweep
+from ssprop_energy.store import LOCK, EnergyMeta, load_run, load_sweep
 
 
 def _run_of(profiled: Path, method: str) -> Path:
-    (record,) = [r for r in load_sweep(profiled) if r.meta["method"] == method]
+    (record,) = [r for r in load_sweep(profiled) if r.meta.method == method]
     return record.path
 
 
@@ -49,10 +49,10 @@ def recorded_dir(tmp_path_factory: pytest.TempPathFactory, profiled: Path) -> Pa
 def test_rows_equal_the_profile_runs_flop_columns(recorded_dir: Path, profiled: Path) -> None:
     recorded = load_run(recorded_dir)
     stored = load_run(_run_of(profiled, "ssprop"))
-    assert recorded.status == "finished" and recorded.meta["notes"] == []
+    assert recorded.status == "finished" and recorded.meta.notes == []
     assert recorded.epochs[FLOP_COLUMNS].equals(stored.epochs[FLOP_COLUMNS])
-    assert recorded.meta["flops_per_step"] == stored.meta["flops_per_step"]
-    assert recorded.meta["mean_keep_planned"] == stored.meta["mean_keep_planned"] == 0.5
+    assert recorded.meta.flops_per_step == stored.meta.flops_per_step
+    assert recorded.meta.mean_keep_planned == stored.meta.mean_keep_planned == 0.5
     assert not (recorded.path / LOCK).exists() and not list(recorded.path.glob(".*"))
     # the same seed, model, data and loop: the same training
     assert recorded.epochs["train_loss"].tolist() == pytest.approx(
@@ -135,7 +135,7 @@ def test_a_fault_in_a_source_does_not_stop_the_loop(
         run_dir = _record(tmp_path, "dense", meter=_failing_meter(tmp_path))
     run = load_run(run_dir)
     assert run.status == "finished" and len(run.epochs) == 2
-    assert "powercap went away" in " ".join(run.meta["notes"])
+    assert "powercap went away" in " ".join(run.meta.notes)
     assert set(run.epochs["provenance_cpu"]) == {"unavailable"}
     assert run.epochs["flops_total"].gt(0).all()
 
@@ -151,7 +151,7 @@ def test_a_meter_that_raises_does_not_stop_the_loop(
         run_dir = _record(tmp_path, "dense")
     run = load_run(run_dir)
     assert run.status == "finished" and len(run.epochs) == 2
-    assert run.meta["notes"] == ["energy meter: RuntimeError: sampler thread died"]
+    assert run.meta.notes == ["energy meter: RuntimeError: sampler thread died"]
     assert run.note == "energy meter: RuntimeError: sampler thread died"
     assert run.epochs["time_s_backward"].gt(0).all()
     assert run.epochs["energy_j"].isna().all()
@@ -167,7 +167,7 @@ def test_a_meter_that_cannot_start_leaves_a_run_without_energy(
     with pytest.warns(RuntimeWarning, match="no sources"):
         run_dir = _record(tmp_path, "dense")
     run = load_run(run_dir)
-    assert run.status == "finished" and run.meta["energy"] == {}
+    assert run.status == "finished" and run.meta.energy == EnergyMeta()
     assert run.epochs["energy_j"].isna().all() and run.epochs["steps"].tolist() == [4, 4]
 
 
@@ -198,5 +198,5 @@ def test_a_nan_loss_marks_the_run_diverged_without_stopping_it(tmp_path: Path) -
                 model(torch.randn(2, 4))
             rec.end_step(loss)
     run = load_run(rec.run_dir)
-    assert run.status == "diverged" and "loss became nan at epoch 0, step 1" in run.meta["error"]
+    assert run.status == "diverged" and "loss became nan at epoch 0, step 1" in run.meta.error
     assert run.epochs["steps"].tolist() == [3]

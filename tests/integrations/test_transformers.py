@@ -79,7 +79,7 @@ def _train(tmp_path: Path, method: str, **options: object) -> EnergyCallback:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory, profiled: Path) -> Path:
     """One training of the ssProp run, recorded under the profile's dense run."""
-    (dense,) = [r for r in load_sweep(profiled) if r.meta["method"] == "dense"]
+    (dense,) = [r for r in load_sweep(profiled) if r.meta.method == "dense"]
     run_dir = _train(
         tmp_path_factory.mktemp("transformers"), "ssprop", compare_with=dense.path
     ).run_dir
@@ -91,9 +91,9 @@ def test_a_training_is_stored_with_the_profile_runs_flop_columns(
     recorded: Path, profiled: Path
 ) -> None:
     run = load_run(recorded)
-    (stored,) = [r for r in load_sweep(profiled) if r.meta["method"] == "ssprop"]
-    assert run.status == "finished" and run.meta["notes"] == []
-    assert run.meta["run_config"]["recorded_by"] == "transformers"
+    (stored,) = [r for r in load_sweep(profiled) if r.meta.method == "ssprop"]
+    assert run.status == "finished" and run.meta.notes == []
+    assert run.meta.run_config["recorded_by"] == "transformers"
     assert run.epochs[FLOP_COLUMNS].equals(stored.epochs[FLOP_COLUMNS])
     for phase in ("data", "forward", "backward", "optimizer", "eval"):
         assert run.epochs[f"time_s_{phase}"].gt(0).all(), phase

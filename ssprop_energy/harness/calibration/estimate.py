@@ -25,7 +25,15 @@ from ...errors import UserError
 from ...profilers import EnergyMeter, emissions_kg
 from ...provenance import UNAVAILABLE, combine, combine_sources
 from ...stats import mean_var, t_interval
-from ...store import CALIBRATION, ESTIMATE, atomic_write_csv, setup_label
+from ...store import (
+    CALIBRATION,
+    ENERGY_PER_UNIT,
+    ESTIMATE,
+    PROVENANCE,
+    atomic_write_csv,
+    setup_label,
+    source_column,
+)
 from ..config import ProfileConfig, sweep_folder
 from ..run.build import step_flops
 from ..run.metering import build_meter
@@ -160,8 +168,8 @@ def predict_run(
     }
     for source in sources:
         value = predict_time_energy(*args, source)[0]
-        row[f"energy_j_{source}"] = math.nan if labels[source] == UNAVAILABLE else value
-        row[f"provenance_{source}"] = labels[source]
+        row[source_column(ENERGY, source)] = math.nan if labels[source] == UNAVAILABLE else value
+        row[source_column(PROVENANCE, source)] = labels[source]
     row.update(
         emissions_kg=emissions_kg(energy_j, intensity_g_per_kwh),
         flops_forward=flops_forward,
@@ -238,8 +246,8 @@ def _calibration_row(c: Priced[Prices], sources: list[str]) -> dict[str, Any]:
         "provenance": combine_sources(p.label(s) for s in sources),
     }
     for source in sources:
-        row[f"energy_j_per_unit_{source}"] = p.mean_sd(source)[0]
-        row[f"provenance_{source}"] = p.label(source)
+        row[source_column(ENERGY_PER_UNIT, source)] = p.mean_sd(source)[0]
+        row[source_column(PROVENANCE, source)] = p.label(source)
     row["time_s"] = c.time_s
     row["energy_j"] = c.energy_j
     return row

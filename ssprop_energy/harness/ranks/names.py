@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ...store import parse_source_column, source_column
 from .environment import Ranks
 
 
@@ -25,9 +26,9 @@ def rename_sources(row: dict[str, Any], names: Mapping[str, str]) -> dict[str, A
     ``energy_j_<phase>_<source>``, ``provenance_<source>``) under the new names."""
     out = {}
     for column, value in row.items():
-        head, _, last = column.rpartition("_")
-        if head.startswith(("energy_j", "provenance")) and last in names:
-            column = f"{head}_{names[last]}"
+        parsed = parse_source_column(column)
+        if parsed is not None and parsed[2] in names:
+            column = source_column(parsed[0], names[parsed[2]], parsed[1])
         out[column] = value
     return out
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...store import PHASES, PowerWriter, RunStore, rank_folder
+from ...store import ENERGY, PHASES, PowerWriter, RunStore, rank_folder, source_column
 
 SAME_ON_EVERY_RANK = ("run_id", "epoch", "steps", "keep")
 
@@ -74,9 +74,13 @@ def total_row(
             total[column] = math.nan
     for phase in PHASES:
         total[f"energy_j_{phase}"] = _known_sum(
-            [total[f"energy_j_{phase}_{s}"] for s in sources if f"energy_j_{phase}_{s}" in total]
+            [
+                total[source_column(ENERGY, s, phase)]
+                for s in sources
+                if source_column(ENERGY, s, phase) in total
+            ]
         )
-    total["energy_j"] = _known_sum([total[f"energy_j_{s}"] for s in sources])
+    total["energy_j"] = _known_sum([total[source_column(ENERGY, s)] for s in sources])
     if all("cpu_s_other" in row for row in rows):
         total.update(_contention(rows, nodes))
     return total

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ...profilers import EnergyMeter, energy_meta
-from ...store import RunMeta
+from ...store import DistributedMeta, RunMeta, SourceMeta, parse_entry
 from .group import RankGroup
 from .names import global_source, rename_sources, rename_trace
 from .rows import RankFiles, total_row
@@ -63,10 +63,13 @@ class RankRun:
             return
         self.sources = [s for g in gathered for s in g["sources"]]
         self.nodes = [g["rank"]["node"] for g in gathered]
-        meta.energy["sources"] = {k: v for g in gathered for k, v in g["sources"].items()}
-        meta.energy["idle_power_w"] = {k: v for g in gathered for k, v in g["idle_power_w"].items()}
-        meta.environment["gpus"] = [gpu for g in gathered for gpu in g["gpus"]]
-        meta.distributed = distributed_meta(self.group, [g["rank"] for g in gathered], batch)
+        meta.energy.sources = {
+            k: SourceMeta(**v) for g in gathered for k, v in g["sources"].items()
+        }
+        meta.energy.idle_power_w = {k: v for g in gathered for k, v in g["idle_power_w"].items()}
+        meta.environment.gpus = [gpu for g in gathered for gpu in g["gpus"]]
+        entry = distributed_meta(self.group, [g["rank"] for g in gathered], batch)
+        meta.distributed = parse_entry(DistributedMeta, entry)
 
     def resume(self, start_epoch: int, epochs_kept: int, load: Callable[[], int]) -> int:
         """Rank 0's first epoch to train on every rank (the others load the checkpoint);

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...profilers import Measurement
 from ...provenance import UNAVAILABLE, combine
-from ...store import PHASES
+from ...store import ENERGY, PHASES, PROVENANCE, source_column
 
 
 def _total(values: list[float]) -> float:
@@ -33,7 +33,7 @@ def energy_columns(phases: dict[str, Measurement | None], sources: list[str]) ->
             value = m.energy_j.get(s) if m else 0.0
             if m is not None:
                 labels[s].append(m.provenance.get(s, UNAVAILABLE))
-            row[f"energy_j_{phase}_{s}"] = math.nan if value is None else value
+            row[source_column(ENERGY, s, phase)] = math.nan if value is None else value
             if value is None:
                 per_source[s] = math.nan
             else:
@@ -41,8 +41,8 @@ def energy_columns(phases: dict[str, Measurement | None], sources: list[str]) ->
                 known.append(value)
         row[f"energy_j_{phase}"] = _total(known)
     for s in sources:
-        row[f"energy_j_{s}"] = per_source[s]
-        row[f"provenance_{s}"] = combine(labels[s])
+        row[source_column(ENERGY, s)] = per_source[s]
+        row[source_column(PROVENANCE, s)] = combine(labels[s])
     row["energy_j"] = _total([v for v in per_source.values() if not math.isnan(v)])
     return row
 

@@ -26,6 +26,7 @@ from ...errors import UserError
 from ...flops.training import count_flops_at
 from ...profilers import EnergyMeter, Measurement
 from ...provenance import combine_sources
+from ...store import ENERGY_PER_1000, PROVENANCE, source_column
 
 PER_SAMPLES = 1000
 """Time and energy are given per this many samples."""
@@ -64,8 +65,8 @@ def _row(
         "provenance": combine_sources(m.provenance.values()),
     }
     for source, joules in m.energy_j.items():
-        row[f"energy_j_per_1000_{source}"] = math.nan if joules is None else joules * scale
-        row[f"provenance_{source}"] = m.provenance[source]
+        row[source_column(ENERGY_PER_1000, source)] = math.nan if joules is None else joules * scale
+        row[source_column(PROVENANCE, source)] = m.provenance[source]
     return row
 
 

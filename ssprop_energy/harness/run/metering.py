@@ -10,7 +10,7 @@ import torch
 
 from ...errors import UserError
 from ...profilers import EnergyMeter, energy_meta, environment_meta
-from ...store import RunMeta, RunStore, Status
+from ...store import EnergyMeta, EnvironmentMeta, RunMeta, RunStore, Status, parse_entry
 from ..config import EnergyConfig
 from .trace import TraceRecorder
 
@@ -42,8 +42,8 @@ def start_metering(meter: EnergyMeter, energy: EnergyConfig, meta: RunMeta) -> N
     """Measure idle power on the started ``meter``, then fill meta.json's ``energy`` and
     ``environment`` entries."""
     meter.measure_idle(energy.idle_s)
-    meta.energy = energy_meta(meter)
-    meta.environment = environment_meta(meter)
+    meta.energy = parse_entry(EnergyMeta, energy_meta(meter))
+    meta.environment = parse_entry(EnvironmentMeta, environment_meta(meter))
 
 
 def record_end(

@@ -22,6 +22,8 @@ from ...store import (
     POWER_DIR,
     RANKS_DIR,
     WEIGHTS,
+    EstimateMeta,
+    PhaseCalibrationMeta,
     RunMeta,
     RunStore,
     Status,
@@ -29,6 +31,7 @@ from ...store import (
     atomic_write,
     atomic_write_csv,
     epoch_number,
+    parse_entry,
     remove_temp_files,
 )
 from ...tasks import Batch, EpochEnd, build_task
@@ -321,7 +324,7 @@ def run_training(
     run_dir: Path,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
-    estimate: dict[str, Any] | None = None,
+    estimate: EstimateMeta | None = None,
     phase_calibration: dict[str, Any] | None = None,
     group: RankGroup | None = None,
 ) -> RunOutcome:
@@ -349,7 +352,8 @@ def run_training(
     store = RunStore(run_dir)
     meta = _spec_meta(spec)
     meta.estimate = estimate
-    meta.phase_calibration = phase_calibration
+    if phase_calibration is not None:
+        meta.phase_calibration = parse_entry(PhaseCalibrationMeta, phase_calibration)
     epochs = store.read_epochs()
     meta.epochs_done = len(epochs)
     status: Status = "running"

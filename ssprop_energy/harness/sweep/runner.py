@@ -20,6 +20,7 @@ from ...store import (
     CONFIG,
     LOCK,
     SETTLED,
+    EstimateMeta,
     RunClaimed,
     RunLock,
     atomic_write_text,
@@ -204,7 +205,7 @@ def run_sweep(
 def _follow(
     spec: RunSpec,
     sweep_dir: Path,
-    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    recorded: tuple[EstimateMeta | None, dict[str, Any] | None],
     group: RankGroup | None,
     result: SweepResult,
 ) -> None:
@@ -256,7 +257,7 @@ def _claim_and_run(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    recorded: tuple[EstimateMeta | None, dict[str, Any] | None],
     group: RankGroup | None = None,
 ) -> bool:
     """Claim one run and train it; a run that waits for another's weights is not started,
@@ -289,7 +290,7 @@ def _run_claimed(
     rerun: bool,
     reporter: Reporter,
     result: SweepResult,
-    recorded: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    recorded: tuple[EstimateMeta | None, dict[str, Any] | None],
     group: RankGroup | None = None,
 ) -> bool:
     """Train one claimed run, unless it is settled (skipped) or damaged and not ``rerun``;

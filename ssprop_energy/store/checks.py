@@ -1,0 +1,134 @@
+"""The schema checks of the store's CSV files, and the one reader that applies them: a file
+that does not parse or does not fit is a StoreDamaged error naming it (docs/store.md)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from .schema import (
+    ESTIMATE_RECORDED,
+    ESTIMATE_TEXT_COLUMNS,
+    GATES_COLUMNS,
+    INFERENCE_COLUMNS,
+    MATRIX_COLUMNS,
+    PHASE_CALIBRATION_COLUMNS,
+    PHASE_CALIBRATION_TEXT_COLUMNS,
+    PROVENANCE,
+    SAMPLING_COLUMNS,
+)
+
+EPOCH_TEXT_COLUMNS = ("run_id", f"{PROVENANCE}_")
+"""Columns of epochs.csv that hold text (the rest hold numbers, empty where unknown)."""
+INFERENCE_TEXT_COLUMNS = ("provenance",)
+GATES_TEXT_COLUMNS = ("layer", "level")
+SAMPLING_TEXT_COLUMNS = ("provenance",)
+
+
+class StoreDamaged(UserError):
+    """A store file that does not parse or does not fit its schema."""
+
+
+class StoreConflict(UserError):
+    """A write that would double or skip a stored epoch (another process writes the run)."""
+
+
+def _numeric(frame: pd.DataFrame, path: Path, text: tuple[str, ...]) -> None:
+    for column in frame.columns:
+        if column.startswith(text):
+            continue
+        try:
+            pd.to_numeric(frame[column])
+        except (ValueError, TypeError):
+            raise StoreDamaged(f"{path}: column {column!r} holds text, not numbers") from None
+
+
+def _required(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreDamaged(f"{path}: no column {missing[0]!r}")
+
+
+def check_epochs(frame: pd.DataFrame, path: Path) -> None:
+    """epochs.csv's schema: run_id and epoch columns, numbers but for run_id and provenance,
+    and epochs 0, 1, ..., N-1 in order, each once."""
+    _required(frame, path, ("run_id", "epoch"))
+    _numeric(frame, path, EPOCH_TEXT_COLUMNS)
+    epochs = pd.to_numeric(frame["epoch"]).tolist()
+    for row, epoch in enumerate(epochs):
+        if epoch != row:
+            seen = "appears twice" if epoch in epochs[:row] else "is out of order"
+            raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
+
+
+def check_inference(frame: pd.DataFrame, path: Path) -> None:
+    """inference.csv's schema: its columns, numbers but for provenance labels."""
+    _required(frame, path, INFERENCE_COLUMNS)
+    _numeric(frame, path, INFERENCE_TEXT_COLUMNS)
+
+
+def check_gates(frame: pd.DataFrame, path: Path) -> None:
+    """gates.csv's schema: its columns, numbers but for layer and level."""
+    _required(frame, path, GATES_COLUMNS)
+    _numeric(frame, path, GATES_TEXT_COLUMNS)
+
+
+def check_sampling(frame: pd.DataFrame, path: Path) -> None:
+    """sampling.csv's schema: its columns, numbers but for the provenance label."""
+    _required(frame, path, SAMPLING_COLUMNS)
+    _numeric(frame, path, SAMPLING_TEXT_COLUMNS)
+
+
+def check_estimate(frame: pd.DataFrame, path: Path) -> None:
+    """estimate.csv's schema: run_id and the recorded columns, numbers but for the text
+    columns, each run once."""
+    _required(frame, path, ("run_id", *ESTIMATE_RECORDED))
+    _numeric(frame, path, ESTIMATE_TEXT_COLUMNS)
+    twice = frame["run_id"][frame["run_id"].duplicated()]
+    if len(twice):
+        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
+
+
+def check_matrix(frame: pd.DataFrame, path: Path) -> None:
+    """matrix.csv's schema: its columns, each run once."""
+    _required(frame, path, MATRIX_COLUMNS)
+    twice = frame["run_id"][frame["run_id"].duplicated()]
+    if len(twice):
+        raise StoreDamaged(f"{path}: run {twice.iloc[0]} appears twice")
+
+
+def check_phase_calibration(frame: pd.DataFrame, path: Path) -> None:
+    """phase_calibration.csv's schema: the columns read back, numbers but for the text
+    columns, each unit's phase once."""
+    _required(frame, path, PHASE_CALIBRATION_COLUMNS)
+    _numeric(frame, path, PHASE_CALIBRATION_TEXT_COLUMNS)
+    twice = frame[frame.duplicated(["unit", "phase"])]
+    if len(twice):
+        unit, phase = twice.iloc[0]["unit"], twice.iloc[0]["phase"]
+        raise StoreDamaged(f"{path}: unit {unit} phase {phase} appears twice")
+
+
+def read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.DataFrame:
+    """A store CSV file, checked; a missing or empty file is an empty frame."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except OSError as exc:
+        raise StoreDamaged(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        return pd.DataFrame()
+    if not data.endswith(b"\n"):
+        raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None
+    if not frame.empty:
+        check(frame, path)
+    return frame

@@ -85,15 +85,6 @@ class PhasedModel(torch.nn.Module):
         return _Phased.apply(self.inner(x), self.sim)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """A linear model's step is quickest on one thread (the machine may be shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _plan(tmp_path, **energy):
     cfg = parse_config(tiny_config(tmp_path, energy={**energy}, methods=[{"name": "dense"}]))
     (plan,) = plan_sweep(plan_runs(cfg))

@@ -13,8 +13,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from harness_configs import tiny_config
-from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 from ssprop_energy import estimate_sweep, profile, run_sweep
 from ssprop_energy.errors import UserError
@@ -26,6 +24,8 @@ from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter, Measurement
 from ssprop_energy.reports.runs import calibrated_phases
 from ssprop_energy.store import RunRecord
+from tests.support.harness_configs import tiny_config
+from tests.support.profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 PHASE_S = {"forward": 0.08, "backward": 0.09, "optimizer": 0.06}
 POWER_W = {"forward": 100.0, "backward": 300.0, "optimizer": 200.0}

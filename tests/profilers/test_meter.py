@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from profiler_fakes import FakeGpu, FakeNvml, set_energy
 
 from ssprop_energy.profilers import EnergyMeter, Measurement, energy_meta, environment_meta
 from ssprop_energy.profilers.carbon import carbon_intensity_g_per_kwh
 from ssprop_energy.profilers.rapl import RaplSource
+from tests.support.profiler_fakes import FakeGpu, FakeNvml, set_energy
 
 
 @pytest.fixture(autouse=True)

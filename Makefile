@@ -36,6 +36,7 @@ lint: venv
 	$(VENV)/bin/ruff check ssprop_energy tests benchmarks docs/scripts scripts examples
 	$(VENV)/bin/ruff format --check ssprop_energy tests benchmarks docs/scripts scripts examples
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 # Wheels that install the project offline on a machine with CPython $(PY) (docs/offline.md):
 # `make wheelhouse PY=3.12`; PY defaults to this machine's Python, EXCLUDE names what the

@@ -4,13 +4,13 @@ a Python entry point group, without editing this project."""
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from .errors import UserError
 
 
 class Named(Protocol):
-    name: str
+    name: ClassVar[str]
 
 
 T = TypeVar("T", bound=type[Named])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, TensorDataset
 
 from ..errors import UserError
 from .config import DataConfig
@@ -51,8 +51,9 @@ class Dataset:
         other than (0, 1): that rank's shard, chosen by ``DistributedSampler`` (shuffled by
         seed and epoch, padded so every rank takes as many samples)."""
         if part[1] > 1:
-            sampler = DistributedSampler(
-                range(len(self.x_train)), part[1], part[0], shuffle=True, seed=seed * 100_003
+            # the sampler reads only the data set's length
+            sampler: DistributedSampler[int] = DistributedSampler(
+                TensorDataset(self.x_train), part[1], part[0], shuffle=True, seed=seed * 100_003
             )
             sampler.set_epoch(epoch)
             order = torch.tensor(list(sampler), dtype=torch.long)

@@ -195,12 +195,14 @@ def norm_layer(call: Call) -> FlopCost:
 
 @register_flop_formula(nn.Embedding)
 def embedding_layer(call: Call) -> FlopCost:
-    return embedding(call.target.weight, call.out)  # type: ignore[union-attr]
+    m: Any = call.target
+    return embedding(m.weight, call.out)
 
 
 @register_flop_formula(nn.Upsample)
 def upsample_layer(call: Call) -> FlopCost:
-    return upsample(call.input, call.out, call.target.mode)  # type: ignore[union-attr]
+    m: Any = call.target
+    return upsample(call.input, call.out, m.mode)
 
 
 def _register_pool_layers() -> None:

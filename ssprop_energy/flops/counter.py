@@ -364,7 +364,7 @@ def _report(calls: list[_Call], top: _Call, keep_of: KeepOf, traced_on: str) -> 
             counted = Call(m, call.args, call.kwargs, call.output, keep_of(m))
             backward = needs_grad(first_tensor(call.output))
             for i, cost in enumerate(evaluate(call.formula, counted, backward)):
-                own = {"type": cost.type or type(m).__name__}
+                own: dict[str, str | int] = {"type": cost.type or type(m).__name__}
                 if i == 0:
                     own["params"] = sum(p.numel() for p in m.parameters(recurse=False))
                 rows.append({**base, **_counts(cost), **own})

@@ -184,4 +184,7 @@ def evaluate(formula: Formula, call: Call, backward: bool = True) -> list[FlopCo
     """The costs of ``call`` as a list; ``backward=False`` zeroes every backward count."""
     costs = formula(call)
     listed = [costs] if isinstance(costs, FlopCost) else list(costs)
-    return listed if backward else [replace(c, **dict.fromkeys(BACKWARD, 0)) for c in listed]
+    if backward:
+        return listed
+    zeros: dict[str, Any] = dict.fromkeys(BACKWARD, 0)
+    return [replace(c, **zeros) for c in listed]

@@ -26,6 +26,13 @@ LAYER_TYPES: dict[str, type[nn.Module]] = {
     "Linear": nn.Linear,
 }
 
+LayerType = Literal["Conv1d", "Conv2d", "Conv3d", "Linear"]
+"""A key of ``LAYER_TYPES``: a layer type ssProp can convert."""
+
+
+def _conv2d_only() -> list[LayerType]:
+    return ["Conv2d"]
+
 
 def _fraction(value: float) -> float:
     if not 0.0 < value <= 1.0:
@@ -52,9 +59,7 @@ class SSPropConfig(MethodConfig):
     period: int = Field(10, ge=1)
     selection: str = "topk"
     skip_layers: list[str] = Field(default_factory=list)
-    layers: list[Literal["Conv1d", "Conv2d", "Conv3d", "Linear"]] = Field(
-        default_factory=lambda: ["Conv2d"]
-    )
+    layers: list[LayerType] = Field(default_factory=_conv2d_only)
     sparse_input_grad: bool = True
     sync_selection: bool = False
     """In a distributed run: all-reduce the channel scores before the top-k, so every rank

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -248,7 +249,7 @@ class SmallUNet(nn.Module):
     ) -> torch.Tensor:
         if emb is None:
             return block(x)
-        net = block.net  # type: ignore[union-attr]
+        net = cast(ConvBlock, block).net  # every block is one (a ModuleList types them Module)
         h = net[2](net[1](net[0](x)))
         scale, shift = self.time_proj[i](emb)[:, :, None, None].chunk(2, dim=1)
         return net[5](net[4](net[3](h * (1 + scale) + shift)))
@@ -257,7 +258,8 @@ class SmallUNet(nn.Module):
         emb = None
         if self.time_dim:
             times = torch.zeros(len(x), device=x.device, dtype=x.dtype) if t is None else t
-            emb = self.time_mlp(time_features(times.to(x.dtype), self.time_mlp[0].in_features))
+            first = cast(nn.Linear, self.time_mlp[0])  # built so in __init__
+            emb = self.time_mlp(time_features(times.to(x.dtype), first.in_features))
         skips = []
         for i, block in enumerate(self.down):
             x = self._block(block, x, emb, i)

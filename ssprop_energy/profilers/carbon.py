@@ -155,8 +155,9 @@ def _tracker_options(tracker: type) -> dict[str, Any]:
     flags."""
     accepted: set[str] = set()
     for cls in tracker.__mro__:
-        if "__init__" in vars(cls):
-            accepted |= set(inspect.signature(cls.__init__).parameters)
+        init = vars(cls).get("__init__")
+        if init is not None:
+            accepted |= set(inspect.signature(init).parameters)
     options: dict[str, Any] = {"log_level": "error", "allow_multiple_runs": True}
     if "output_methods" in accepted:
         options["output_methods"] = []

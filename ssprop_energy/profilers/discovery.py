@@ -25,7 +25,7 @@ from .nvml import NvmlSession
 from .rapl import POWERCAP_ROOT, rapl_sources
 from .sources import EnergySource, UnavailableSource
 
-GpuSelection = str | list[int] | None
+GpuSelection = Literal["auto"] | list[int] | None
 """``"auto"`` (every CUDA-visible GPU), a list of CUDA indices, or None (no GPU source)."""
 CpuMode = Literal["auto", "rapl", "codecarbon"]
 """``auto``: RAPL, else the CPU estimate; ``rapl`` or ``codecarbon``: that one only."""

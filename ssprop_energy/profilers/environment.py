@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,8 @@ def environment(gpus: list[str] | None = None, driver: str | None = None) -> dic
             gpus, driver = gpu_models(session.sources("auto")), session.driver_version()
         finally:
             session.close()
-    torch = sys.modules.get("torch")
-    if torch is None:
-        import torch
+    import torch
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
+from ..provenance import Provenance
 from .sources import EnergySource, PowerReading, SourceInfo, UnavailableSource
 
 NVML_COUNTER_RESOLUTION_S = 0.1
@@ -45,6 +46,7 @@ class NvmlGpu(EnergySource):
         self.nvml = nvml
         self.handle = handle
         self.model = _text(nvml.nvmlDeviceGetName(handle))
+        provenance: Provenance
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
             provenance = "measured"
@@ -126,7 +128,7 @@ class NvmlSession:
             return
         self.nvml = loaded
 
-    def sources(self, gpus: str | list[int] | None = "auto") -> list[EnergySource]:
+    def sources(self, gpus: Literal["auto"] | list[int] | None = "auto") -> list[EnergySource]:
         """One source per selected visible GPU (``"auto"``: all; a list: CUDA indices)."""
         if gpus is None:
             return []

@@ -16,6 +16,7 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,8 @@ class TraceBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes the rows take (the arrays' contents)."""
-        return sum(a.itemsize * len(a) for a in (self._source, *self._numbers.values()))
+        arrays: list[array[Any]] = [self._source, *self._numbers.values()]
+        return sum(a.itemsize * len(a) for a in arrays)
 
     @property
     def first_time_s(self) -> float:

@@ -21,6 +21,8 @@ MOMENTUM = 0.1  # of the running open fraction, as BatchNorm's default
 class Gate(nn.Module):
     """``units`` binary gates driven by the ``channels`` pooled features of their input."""
 
+    open_fraction: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, channels: int, units: int, target: float, level: str) -> None:
         super().__init__()
         self.units = units

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
 from torch import fx, nn
@@ -72,23 +73,34 @@ def _set(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent), child, new)
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def _copy(module: M) -> M:
+    """A shallow copy of ``module`` with dictionaries of its own for parameters and buffers."""
+    new = copy.copy(module)
+    new.__dict__["_parameters"] = dict(module._parameters)
+    new.__dict__["_buffers"] = dict(module._buffers)
+    return new
+
+
 def _slice(module: nn.Module, keep: torch.Tensor, output: bool) -> nn.Module:
     """A copy of a convolution or BatchNorm with only the ``keep`` channels (of its output,
     or of its input when ``output`` is False); a depthwise convolution loses both."""
     index = keep.nonzero().flatten().to(next(iter(module.parameters())).device)
-    new = copy.copy(module)
-    new.__dict__["_parameters"] = dict(module._parameters)
-    new.__dict__["_buffers"] = dict(module._buffers)
     n = len(index)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        norm = _copy(module)
         for key in ("weight", "bias"):
-            _take(new, key, 0, index)
+            _take(norm, key, 0, index)
         for key in ("running_mean", "running_var"):
-            if new._buffers.get(key) is not None:
-                new._buffers[key] = new._buffers[key].index_select(0, index).clone()
-        new.num_features = n
-        return new
+            buffer = norm._buffers.get(key)
+            if buffer is not None:
+                norm._buffers[key] = buffer.index_select(0, index).clone()
+        norm.num_features = n
+        return norm
     assert isinstance(module, nn.modules.conv._ConvNd)
+    new = _copy(module)
     depthwise = module.groups > 1
     if output or depthwise:
         _take(new, "weight", 0, index)

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
+from ..stats import LEVEL, TEST, Interval
 from ..store import FINISHED, NO_SETUP, PROVENANCE, RunRecord, source_column
 from .aggregate import GROUP, SWEEP
-from ..stats import LEVEL, TEST, Interval
 
 
 def run_notes(records: list[RunRecord], names: list[str]) -> list[str]:

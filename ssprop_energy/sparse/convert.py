@@ -128,7 +128,7 @@ def convert_model(
     return model
 
 
-def sparse_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def sparse_layers(model: nn.Module) -> list[tuple[str, SSPropMixin]]:
     """``(name, module)`` of every ssProp layer in ``model``."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, SSPropMixin)]
 
@@ -138,5 +138,5 @@ def set_keep(model: nn.Module, keep: float) -> int:
     keep = check_keep(keep)
     layers = sparse_layers(model)
     for _, module in layers:
-        module.set_keep(keep)  # type: ignore[operator]
+        module.set_keep(keep)
     return len(layers)

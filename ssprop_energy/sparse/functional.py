@@ -36,17 +36,21 @@ def take(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
     return out.permute(0, t.dim() - 1, *range(1, t.dim() - 1))
 
 
-def _cast_for_autocast(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+def _cast_for_autocast(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Apply autocast's cast (as built-in convs and linears get it) before a custom function."""
-    first = tensors[0]
-    assert first is not None
-    device_type = first.device.type
+    device_type = x.device.type
     if not torch.amp.is_autocast_available(device_type):
-        return tensors
+        return x, weight, bias
     if not torch.is_autocast_enabled(device_type):
-        return tensors
+        return x, weight, bias
     dtype = torch.get_autocast_dtype(device_type)
-    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype) if t.is_floating_point() else t
+
+    return cast(x), cast(weight), None if bias is None else cast(bias)
 
 
 def _no_autocast(x: torch.Tensor) -> contextlib.AbstractContextManager[object]:
@@ -107,13 +111,14 @@ class SparseConvFunction(torch.autograd.Function):
             in_idx = (idx.unsqueeze(1) * in_per_group + offsets).flatten()
             x_s, groups_s = take(x, 1, in_idx), k
         gx_s, gw_s, gb_s = conv_backward(dy_s, x_s, w_s, *conf, groups_s, [slice_x, need_w, need_b])
+        # conv_backward returns a gradient exactly where the mask asks for one
         grad_x = None
-        if slice_x:
+        if gx_s is not None:  # slice_x
             grad_x = gx_s if in_idx is None else torch.zeros_like(x).index_copy_(1, in_idx, gx_s)
         elif need_x:
             grad_x = conv_backward(dy, x, weight, *conf, groups, [True, False, False])[0]
-        grad_w = torch.zeros_like(weight).index_copy_(0, idx, gw_s) if need_w else None
-        grad_b = dy.new_zeros(out_channels).index_copy_(0, idx, gb_s) if need_b else None
+        grad_w = None if gw_s is None else torch.zeros_like(weight).index_copy_(0, idx, gw_s)
+        grad_b = None if gb_s is None else dy.new_zeros(out_channels).index_copy_(0, idx, gb_s)
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None
 
 

@@ -49,14 +49,17 @@ class DropScheduler:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.by not in BY:
             raise ValueError(f"by must be one of {BY}, got {self.by!r}")
-        object.__setattr__(self, "keep", check_keep(self.keep))
+        keep = check_keep(self.keep)
+        object.__setattr__(self, "keep", keep)
         if self.min_keep is None:
             if self.mode != "constant":
                 raise ValueError(f"min_keep is required for mode {self.mode!r}")
-            object.__setattr__(self, "min_keep", self.keep)
-        object.__setattr__(self, "min_keep", check_keep(self.min_keep, "min_keep"))
-        if self.min_keep > self.keep:  # type: ignore[operator]
-            raise ValueError(f"min_keep ({self.min_keep}) must not exceed keep ({self.keep})")
+            min_keep = keep
+        else:
+            min_keep = check_keep(self.min_keep, "min_keep")
+        object.__setattr__(self, "min_keep", min_keep)
+        if min_keep > keep:
+            raise ValueError(f"min_keep ({min_keep}) must not exceed keep ({keep})")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:

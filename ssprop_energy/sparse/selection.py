@@ -110,9 +110,9 @@ def select_channels(
         idx = torch.topk(scores, kept_count(keep, channels), sorted=False).indices
         return idx.sort().values
     k = kept_count(keep, per_group)
-    idx = torch.topk(scores.view(groups, per_group), k, dim=1, sorted=False).indices.sort(dim=1)
-    offsets = torch.arange(groups, device=idx.values.device).unsqueeze(1) * per_group
-    return (idx.values + offsets).flatten()
+    top = torch.topk(scores.view(groups, per_group), k, dim=1, sorted=False).indices.sort(dim=1)
+    offsets = torch.arange(groups, device=top.values.device).unsqueeze(1) * per_group
+    return (top.values + offsets).flatten()
 
 
 _SCORE_GROUPS: dict[int, object] = {}

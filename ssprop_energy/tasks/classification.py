@@ -41,7 +41,9 @@ class Classification(Task):
         return loss, {"train_accuracy": (out.argmax(1) == y).sum()}
 
     def evaluate(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, float]:
-        loss_sum = correct = n = 0
+        loss_sum: torch.Tensor | int = 0  # sums of tensors, kept on the device until the end
+        correct: torch.Tensor | int = 0
+        n = 0
         for x, y in batches:
             out = model(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum")

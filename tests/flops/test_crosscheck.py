@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from flops_zoo import ZOO
 from torch import nn
 
 from ssprop_energy import convert_model
 from ssprop_energy.flops import crosscheck_flops, fvcore_crosscheck
+from tests.support.flops_zoo import ZOO
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

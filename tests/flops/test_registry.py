@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from flops_zoo import FunctionalConv
 from torch import nn
 
 import ssprop_energy
@@ -23,6 +22,7 @@ from ssprop_energy.flops import (
     unregister_flop_formula,
 )
 from ssprop_energy.flops import formulas as fm
+from tests.support.flops_zoo import FunctionalConv
 
 
 class Gate(nn.Module):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.store import load_sweep, rank_folder
+from tests.support.harness_configs import write_config
 
 pytestmark = pytest.mark.gpu
 runner = CliRunner()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from flops_zoo import ZOO
 
 from ssprop_energy.flops import crosscheck_flops
+from tests.support.flops_zoo import ZOO
 
 pytestmark = pytest.mark.gpu
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.profilers.doctor import DoctorSettings, run_doctor
 from ssprop_energy.store import load_sweep
+from tests.support.harness_configs import write_config
 
 pytestmark = pytest.mark.gpu
 

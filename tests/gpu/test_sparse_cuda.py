@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_gradients import _reference_grads
 from torch import nn
 
 from ssprop_energy import SSPropConv2d, SSPropLinear, kept_channels
 from ssprop_energy.sparse import select_channels
+from tests.support.sparse_grads import reference_grads
 
 pytestmark = pytest.mark.gpu
 
@@ -67,7 +67,7 @@ def test_conv_gradients_match_the_masked_reference(
     dense = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups).double()
     dense.weight.data = _rounded(sparse.weight, dtype)
     dense.bias.data = _rounded(sparse.bias, dtype)
-    rx, rw, rb = _reference_grads(dense, _rounded(x, dtype), _rounded(dy, None), mask)
+    rx, rw, rb = reference_grads(dense, _rounded(x, dtype), _rounded(dy, None), mask)
     assert x.grad is not None and x.grad.dtype == torch.float32
     assert sparse.weight.grad is not None and sparse.weight.grad.dtype == torch.float32
     _assert_matches(x.grad, rx, tolerance)
@@ -95,7 +95,7 @@ def test_linear_gradients_match_the_masked_reference(precision: str) -> None:
     dense = nn.Linear(48, 40).double()
     dense.weight.data = _rounded(sparse.weight, dtype)
     dense.bias.data = _rounded(sparse.bias, dtype)
-    rx, rw, rb = _reference_grads(dense, _rounded(x, dtype), _rounded(dy, None), mask)
+    rx, rw, rb = reference_grads(dense, _rounded(x, dtype), _rounded(dy, None), mask)
     _assert_matches(x.grad, rx, tolerance)
     _assert_matches(sparse.weight.grad, rw, tolerance)
     _assert_matches(sparse.bias.grad, rb, tolerance)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness_configs import write_config
+
+from tests.support.harness_configs import write_config
 
 
 @pytest.fixture

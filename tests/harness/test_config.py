@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness_configs import tiny_config, write_config
 
 from ssprop_energy.errors import UserError
 from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.runs import _spread, plan_runs
 from ssprop_energy.methods import SSPropConfig, method_label
+from tests.support.harness_configs import tiny_config, write_config
 
 
 def test_load_and_plan(config_file: Path) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
@@ -23,6 +22,7 @@ from ssprop_energy.harness.run import contention
 from ssprop_energy.harness.run.contention import CpuContention
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import CONTENTION_COLUMNS, load_sweep
+from tests.support.harness_configs import write_config
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait guest guest_nice")
 ProcTimes = namedtuple("ProcTimes", "user system children_user children_system")

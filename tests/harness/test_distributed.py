@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from harness_configs import tiny_config, write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
@@ -28,6 +27,7 @@ from ssprop_energy.harness.ranks.names import global_source
 from ssprop_energy.harness.ranks.rows import total_row
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import load_run, load_sweep, rank_folder
+from tests.support.harness_configs import tiny_config, write_config
 
 runner = CliRunner()
 LAUNCH_TIMEOUT_S = 240
@@ -172,7 +172,7 @@ def test_a_crashed_rank_fails_the_launch_in_one_line_and_the_run_resumes(
         energy={"codecarbon": True, "cpu": "codecarbon", "idle_s": 0},
         inference={"enabled": False},
     )
-    raw["model"] = {"factory": "dist_models:crashing_cnn", "kwargs": {"after": 4}}
+    raw["model"] = {"factory": "tests.support.dist_models:crashing_cnn", "kwargs": {"after": 4}}
     config = tmp_path / "model.yaml"
     config.write_text(yaml.safe_dump(raw))
     result = _launch(config)

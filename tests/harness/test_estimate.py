@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from harness_configs import tiny_config, write_config
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -33,6 +32,7 @@ from ssprop_energy.profilers import Measurement, SourceInfo
 from ssprop_energy.sparse import DropScheduler
 from ssprop_energy.stats import LEVEL as INTERVAL
 from ssprop_energy.store import load_sweep
+from tests.support.harness_configs import tiny_config, write_config
 
 runner = CliRunner()
 

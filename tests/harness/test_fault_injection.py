@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness_configs import write_config
 
 from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import is_run_dir, load_sweep
+from tests.support.harness_configs import write_config
 
 DETERMINISTIC = ["epoch", "keep", "train_loss", "train_accuracy", "val_loss", "accuracy",
                  "steps", "flops_forward", "flops_backward", "flops_backward_dense"]  # fmt: skip

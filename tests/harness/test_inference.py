@@ -8,8 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from harness_configs import tiny_config, write_config
-from profiler_fakes import write_zone
 from torch import nn
 from typer.testing import CliRunner
 
@@ -25,6 +23,8 @@ from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.profilers.rapl import RaplSource
 from ssprop_energy.store import INFERENCE, load_sweep
+from tests.support.harness_configs import tiny_config, write_config
+from tests.support.profiler_fakes import write_zone
 
 JOULES_PER_WINDOW = 0.5
 

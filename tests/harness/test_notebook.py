@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from harness_configs import write_config
 from nbclient import NotebookClient
 
 from ssprop_energy.flops import count_flops
 from ssprop_energy.harness.run.trainer import RunOutcome
 from ssprop_energy.harness.sweep.runner import SweepResult
 from ssprop_energy.models import build_model
+from tests.support.harness_configs import write_config
 
 CELLS = [
     "from ssprop_energy import EnergyMeter, build_model, count_flops, profile",

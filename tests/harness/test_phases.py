@@ -14,8 +14,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from harness_configs import tiny_config
-from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 from ssprop_energy import estimate_sweep, profile, run_sweep
 from ssprop_energy.errors import UserError
@@ -27,6 +25,8 @@ from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter, Measurement
 from ssprop_energy.reports.phases import calibrated_phases
 from ssprop_energy.store import RunMeta, RunRecord, read_meta
+from tests.support.harness_configs import tiny_config
+from tests.support.profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 PHASE_S = {"forward": 0.08, "backward": 0.09, "optimizer": 0.06}
 POWER_W = {"forward": 100.0, "backward": 300.0, "optimizer": 200.0}
@@ -84,15 +84,6 @@ class PhasedModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _Phased.apply(self.inner(x), self.sim)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """A linear model's step is quickest on one thread (the machine may be shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _plan(tmp_path, **energy):

@@ -8,8 +8,6 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-import toy_plugins
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy import plugins
@@ -20,6 +18,8 @@ from ssprop_energy.methods import METHODS, register_method
 from ssprop_energy.plugins import Registry
 from ssprop_energy.store import load_sweep
 from ssprop_energy.tasks import TASKS
+from tests.support import toy_plugins
+from tests.support.harness_configs import write_config
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Ent
 
 def _declare(declared: dict[str, list[EntryPoint]], group: str, name: str, cls: str) -> None:
     declared.setdefault(group, []).append(
-        EntryPoint(name=name, value=f"toy_plugins:{cls}", group=group)
+        EntryPoint(name=name, value=f"tests.support.toy_plugins:{cls}", group=group)
     )
 
 
@@ -112,7 +112,7 @@ def test_a_broken_entry_point_names_itself(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(UserError, match=r"entry point 'gone' of ssprop_energy\.methods"):
         registry.names()
     misnamed = EntryPoint(
-        name="other", value="toy_plugins:WeightPenalty", group="ssprop_energy.methods"
+        name="other", value="tests.support.toy_plugins:WeightPenalty", group="ssprop_energy.methods"
     )
     registry = Registry("method", "ssprop_energy.methods")
     monkeypatch.setattr(plugins, "entry_points", lambda group: [misnamed])

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
-from harness_configs import write_config
-from profiler_fakes import FakeGpu, FakeNvml
 
 from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.run import checkpoint, trace, trainer
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.store import load_run
+from tests.support.harness_configs import write_config
+from tests.support.profiler_fakes import FakeGpu, FakeNvml
 
 
 @pytest.fixture(autouse=True)

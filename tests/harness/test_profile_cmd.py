@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.harness.run import trainer
 from ssprop_energy.store import load_sweep
+from tests.support.harness_configs import write_config
 
 runner = CliRunner()
 

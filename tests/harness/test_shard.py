@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy import profile
@@ -28,6 +27,7 @@ from ssprop_energy.harness.sweep.shard import (
 )
 from ssprop_energy.reports import build_report, write
 from ssprop_energy.store import load_sweep, read_matrix
+from tests.support.harness_configs import write_config
 
 runner = CliRunner()
 TIMEOUT_S = 60

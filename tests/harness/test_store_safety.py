@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness_configs import write_config
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app, profile_cmd
@@ -26,6 +25,7 @@ from ssprop_energy.harness.run import trainer
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import LOCK, LOCK_STALE_AFTER_S, load_run, load_sweep
+from tests.support.harness_configs import write_config
 
 runner = CliRunner()
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness_configs import write_config
-from integration_loops import PROFILE_OVERRIDES
 
 from ssprop_energy.harness.config import load_config
 from ssprop_energy.harness.sweep.runner import run_sweep
+from tests.support.harness_configs import write_config
+from tests.support.integration_loops import PROFILE_OVERRIDES
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from integration_loops import ENERGY, FLOP_COLUMNS, context, example
 from torch.utils.data import DataLoader, TensorDataset
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.integrations.lightning import EnergyCallback
 from ssprop_energy.store import load_run, load_sweep
+from tests.support.integration_loops import ENERGY, FLOP_COLUMNS, context, example
 
 
 class Classifier(pl.LightningModule):

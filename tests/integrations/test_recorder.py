@@ -10,8 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from integration_loops import ENERGY, FLOP_COLUMNS, context, example, plain_loop
-from profiler_fakes import write_zone
 from typer.testing import CliRunner
 
 from ssprop_energy import RunRecorder
@@ -20,6 +18,8 @@ from ssprop_energy.errors import UserError
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.profilers.rapl import RaplSource
 from ssprop_energy.store import LOCK, EnergyMeta, load_run, load_sweep
+from tests.support.integration_loops import ENERGY, FLOP_COLUMNS, context, example, plain_loop
+from tests.support.profiler_fakes import write_zone
 
 
 def _run_of(profiled: Path, method: str) -> Path:

@@ -13,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
-from integration_loops import ENERGY, FLOP_COLUMNS, context, example
 from torch import nn
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.integrations.transformers import EnergyCallback, column_of
 from ssprop_energy.store import load_run, load_sweep
+from tests.support.integration_loops import ENERGY, FLOP_COLUMNS, context, example
 
 
 class Classifier(nn.Module):

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from profiler_fakes import write_zone
+
+from tests.support.profiler_fakes import write_zone
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from profiler_fakes import FakeNvml
 
 from ssprop_energy.profilers import EnergyMeter, carbon
 from ssprop_energy.profilers.carbon import (
@@ -20,6 +19,7 @@ from ssprop_energy.profilers.carbon import (
     cpu_load_power_w,
     emissions_kg,
 )
+from tests.support.profiler_fakes import FakeNvml
 
 
 def test_emissions_by_hand() -> None:

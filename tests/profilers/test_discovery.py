@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 from ssprop_energy.profilers.discovery import discover, find_cpu, find_gpus
+from tests.support.profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml
 
 
 @pytest.fixture(autouse=True)

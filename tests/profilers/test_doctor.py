@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml, set_energy
 
 from ssprop_energy.profilers import doctor
 from ssprop_energy.profilers.carbon import CpuTdp
@@ -26,6 +25,7 @@ from ssprop_energy.profilers.doctor import (
 )
 from ssprop_energy.profilers.nvml import NvmlGpu, NvmlSession
 from ssprop_energy.profilers.sources import EnergySource, PowerReading, SourceInfo
+from tests.support.profiler_fakes import FakeCarbon, FakeCpuModel, FakeGpu, FakeNvml, set_energy
 
 QUICK = DoctorSettings(
     burn_s=0.4, settle_s=0.2, period_s=0.6, idle_readings=10, interval_s=0.01, ticks=20

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from profiler_fakes import FakeGpu, FakeNvml, set_energy
 
 from ssprop_energy.profilers import EnergyMeter, Measurement, energy_meta, environment_meta
 from ssprop_energy.profilers.carbon import carbon_intensity_g_per_kwh
 from ssprop_energy.profilers.rapl import RaplSource
+from tests.support.profiler_fakes import FakeClock, FakeGpu, FakeNvml, set_energy
 
 
 @pytest.fixture(autouse=True)
@@ -50,32 +50,36 @@ def test_sources_and_rapl_window_by_hand(powercap: Path) -> None:
 
 
 def test_gpu_counter_window_is_measured(powercap: Path) -> None:
-    gpu = FakeGpu("GPU-a", power_w=100.0, update_s=0.01)
-    with make_meter([gpu], powercap) as meter, meter.window("backward"):
-        time.sleep(0.3)
+    clock = FakeClock()
+    gpu = FakeGpu("GPU-a", power_w=100.0, update_s=0.01, clock=clock)
+    with make_meter([gpu], powercap, clock=clock) as meter, meter.window("backward"):
+        clock.advance(0.3, meter)
     m = meter.totals("backward")
     assert m is not None and m.provenance["gpu0"] == "measured"
     assert m.energy_j["gpu0"] == pytest.approx(100.0 * m.time_s, abs=1.5)
 
 
 def test_gpu_without_counter_integrates_power_samples(powercap: Path) -> None:
-    with make_meter([FakeGpu("GPU-a", counter=False, power_w=50.0)], powercap) as meter:
+    clock = FakeClock()
+    gpu = FakeGpu("GPU-a", counter=False, power_w=50.0, clock=clock)
+    with make_meter([gpu], powercap, clock=clock) as meter:
         meter.begin("eval")
-        time.sleep(0.15)
+        clock.advance(0.15, meter)
         m = meter.end("eval")
     assert m.provenance["gpu0"] == "sampled"
     assert m.energy_j["gpu0"] == pytest.approx(50.0 * m.time_s, rel=1e-6)
 
 
 def test_short_window_is_split_never_zero(powercap: Path) -> None:
-    gpu = FakeGpu("GPU-a", power_w=100.0, update_s=0.1)
-    with make_meter([gpu], powercap, interval_s=0.05) as meter:
-        time.sleep(1.05)  # a full second of counter history
+    clock = FakeClock()
+    gpu = FakeGpu("GPU-a", power_w=100.0, update_s=0.1, clock=clock)
+    with make_meter([gpu], powercap, interval_s=0.05, clock=clock) as meter:
+        clock.advance(1.05, meter)  # a full second of counter history
         meter.begin("optimizer")
-        time.sleep(0.02)
+        clock.advance(0.02, meter)
         short = meter.end("optimizer")
         meter.begin("optimizer")
-        time.sleep(0.15)
+        clock.advance(0.15, meter)
         long = meter.end("optimizer")
     assert short.provenance["gpu0"] == "split"
     assert short.energy_j["gpu0"] == pytest.approx(100.0 * short.time_s, rel=0.15)
@@ -90,15 +94,19 @@ def test_short_window_is_split_never_zero(powercap: Path) -> None:
 
 def test_windows_accumulate_and_nest(powercap: Path) -> None:
     edges: list[float] = []
+    clock = FakeClock()
     meter = make_meter(
-        [FakeGpu("GPU-a", update_s=0.001)], powercap, sync=lambda: edges.append(time.perf_counter())
+        [FakeGpu("GPU-a", update_s=0.001, clock=clock)],
+        powercap,
+        sync=lambda: edges.append(clock()),
+        clock=clock,
     )
     with meter:
         for _ in range(2):
             with meter.window("step"):
                 for phase in ("forward", "backward"):
                     with meter.window(phase):
-                        time.sleep(0.01)
+                        clock.advance(0.01, meter)
     assert len(edges) == 12  # every begin and end synchronises
     summary = meter.summary()
     assert list(summary.columns) == [
@@ -263,13 +271,20 @@ def test_short_rapl_window_is_never_measured(
     """RAPL has no power readings: a window shorter than its update period is split over the
     sampler's counter history when that spans two periods, else it has no figure."""
     monkeypatch.setattr(RaplSource, "resolution_s", period_s)
+    clock = FakeClock()
     meter = EnergyMeter(
-        gpus=None, cpu="rapl", codecarbon=False, interval_s=0.02, powercap_root=powercap
+        gpus=None,
+        cpu="rapl",
+        codecarbon=False,
+        interval_s=0.02,
+        powercap_root=powercap,
+        clock=clock,
     )
     with meter:
         set_energy(powercap / "intel-rapl:0", 2_000_000)  # +1 J since the meter started
-        time.sleep(0.15)
+        clock.advance(0.15, meter)
         meter.begin("optimizer")
+        clock.advance(0.001)  # a window is never instant: 1 ms, no reading inside it
         m = meter.end("optimizer")
     assert m.time_s < period_s
     assert m.provenance["cpu"] == m.provenance["dram"] == expected
@@ -316,14 +331,6 @@ def test_environment_names_gpus_and_driver(powercap: Path) -> None:
     }
     assert list(energy["sources"]) == ["gpu0", "gpu1", "cpu", "dram"]
     assert (energy["country"], energy["idle_power_w"]) == ("USA", {})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_meter_holds_only_the_readings_not_yet_taken(tmp_path: Path) -> None:

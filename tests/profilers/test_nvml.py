@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from profiler_fakes import FakeGpu, FakeNvml
 
 from ssprop_energy.profilers.nvml import NvmlGpu, NvmlSession
+from tests.support.profiler_fakes import FakeGpu, FakeNvml
 
 
 def gpus(n: int, **kwargs: object) -> list[FakeGpu]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from profiler_fakes import set_energy, write_zone
 
 from ssprop_energy.profilers.rapl import RaplSource, rapl_sources
+from tests.support.profiler_fakes import set_energy, write_zone
 
 
 def test_packages_and_dram_are_summed_and_mmio_skipped(powercap: Path) -> None:

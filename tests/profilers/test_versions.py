@@ -3,13 +3,13 @@ from __future__ import annotations
 from importlib import metadata
 
 import pytest
-from profiler_fakes import FakeNvml
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.profilers import versions
 from ssprop_energy.profilers.discovery import Hardware, find_gpus
 from ssprop_energy.profilers.versions import PackageVersion, driver_version, release
+from tests.support.profiler_fakes import FakeNvml
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from report_store import grid_store, two_method_store
 
 from ssprop_energy.reports import build_report, write_report
+from tests.support.report_store import grid_store, two_method_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "report.png"

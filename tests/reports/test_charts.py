@@ -13,13 +13,13 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from report_store import epoch_rows, two_method_store, write_run
 
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.reports.chart_kit import STYLE, run_styles
 from ssprop_energy.reports.chart_methods import savings
 from ssprop_energy.reports.chart_runs import accuracy_energy, pareto_front, training_curves
 from ssprop_energy.reports.charts import CHARTS
+from tests.support.report_store import epoch_rows, two_method_store, write_run
 
 LONG = "ssprop keep=0.2 constant interleave warmup=2 skip_layers=[0, 3] min_keep=0.1 (long)"
 

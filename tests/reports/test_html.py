@@ -1,54 +1,16 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
-from report_store import epoch_rows, grid_store, two_method_store, write_run
 
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.reports.html import fmt, render_html
+from tests.support.html_tables import Tables
+from tests.support.report_store import epoch_rows, grid_store, two_method_store, write_run
 
 EVIL = "<script>alert(1)</script>"
-
-
-class Tables(HTMLParser):
-    """Every table's caption, header cells and body rows, as text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[dict] = []
-        self._cell: list[str] | None = None
-        self._row: list[str] = []
-        self._where = ""
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.tables.append({"caption": "", "head": [], "rows": []})
-        elif tag in ("th", "td", "caption"):
-            self._cell, self._where = [], tag
-        elif tag == "tr":
-            self._row = []
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("th", "td", "caption") and self._cell is not None:
-            text = "".join(self._cell)
-            if tag == "caption":
-                self.tables[-1]["caption"] = text
-            else:
-                self._row.append(text)
-            self._cell = None
-        elif tag == "tr" and self.tables:
-            key = "head" if self._where == "th" else "rows"
-            if key == "head":
-                self.tables[-1]["head"] = self._row
-            else:
-                self.tables[-1]["rows"].append(self._row)
 
 
 def _page(tmp_path: Path, sweep: str = "demo") -> tuple[str, Path]:

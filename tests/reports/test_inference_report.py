@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_store import green_store, two_method_store, write_inference
-from test_html import Tables
 
 from ssprop_energy.errors import UserError
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.reports.html import fmt, render_html
+from tests.support.html_tables import Tables
+from tests.support.report_store import green_store, two_method_store, write_inference
 
 INFERENCE_SUMMARY = [
     "params",

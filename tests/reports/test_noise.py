@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from report_store import epoch_rows, write_run
 
 from ssprop_energy.reports import build_report
+from tests.support.report_store import epoch_rows, write_run
 
 
 def _with_load(sweep: Path, run_id: str, loads: list[float], times: list[float] | None = None):

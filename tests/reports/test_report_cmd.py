@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_store import make_read_only, two_method_store
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
+from tests.support.report_store import make_read_only, two_method_store
 
 runner = CliRunner()
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_store import grid_store, two_method_store
 
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.reports.charts import render_charts
+from tests.support.report_store import grid_store, two_method_store
 
 
 @pytest.fixture

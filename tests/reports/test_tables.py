@@ -4,10 +4,10 @@ import math
 from pathlib import Path
 
 import pytest
-from report_store import epoch_rows, write_run
 
 from ssprop_energy.errors import UserError
 from ssprop_energy.reports import build_report
+from tests.support.report_store import epoch_rows, write_run
 
 
 def _run(report, name: str):

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_store import make_read_only
 
 from ssprop_energy.errors import UserError
 from ssprop_energy.reports import build_report, write_report
+from tests.support.report_store import make_read_only
 
 FILES = ("summary.csv", "methods.csv", "epochs.csv", "phases.csv", "setups.csv", "report.html")
 

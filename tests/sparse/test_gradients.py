@@ -10,16 +10,9 @@ from torch import nn
 
 from ssprop_energy import SSPropConv1d, SSPropConv2d, SSPropConv3d, SSPropLinear, kept_channels
 from ssprop_energy.sparse import select_channels
+from tests.support.sparse_grads import reference_grads
 
 DTYPE = torch.float64
-
-
-def _reference_grads(dense: nn.Module, x: torch.Tensor, dy: torch.Tensor, mask: torch.Tensor):
-    x = x.detach().clone().requires_grad_(True)
-    dense.zero_grad()
-    dense(x).backward(dy * mask)
-    bias = dense.bias.grad if dense.bias is not None else None
-    return x.grad, dense.weight.grad, bias
 
 
 def _sparse_grads(layer: nn.Module, x: torch.Tensor, dy: torch.Tensor):
@@ -87,9 +80,9 @@ def _check_conv(
     assert idx.numel() == kept_channels(keep, cout, groups)
     torch.manual_seed(seed + 1)  # the layer draws the same random channels
     gx, gw, gb = _sparse_grads(sparse, x, dy)
-    rx, rw, rb = _reference_grads(dense, x, dy, mask)
+    rx, rw, rb = reference_grads(dense, x, dy, mask)
     if not sparse_input_grad:
-        rx = _reference_grads(dense, x, dy, torch.ones_like(mask))[0]
+        rx = reference_grads(dense, x, dy, torch.ones_like(mask))[0]
     torch.testing.assert_close(gx, rx)
     torch.testing.assert_close(gw, rw)
     if bias:
@@ -196,9 +189,9 @@ def test_linear_matches_masked_reference(
     mask = mask.view(-1)
     torch.manual_seed(seed + 1)
     gx, gw, gb = _sparse_grads(sparse, x, dy)
-    rx, rw, rb = _reference_grads(dense, x, dy, mask)
+    rx, rw, rb = reference_grads(dense, x, dy, mask)
     if not sparse_input_grad:
-        rx = _reference_grads(dense, x, dy, torch.ones_like(mask))[0]
+        rx = reference_grads(dense, x, dy, torch.ones_like(mask))[0]
     torch.testing.assert_close(gx, rx)
     torch.testing.assert_close(gw, rw)
     if bias:
@@ -228,7 +221,7 @@ def test_keep_one_equals_torch_bit_for_bit() -> None:
     assert all(
         torch.equal(a, b)
         for a, b in zip(
-            _sparse_grads(sparse, x, dy), _reference_grads(dense, x, dy, 1.0), strict=True
+            _sparse_grads(sparse, x, dy), reference_grads(dense, x, dy, 1.0), strict=True
         )
     )
 

@@ -1,5 +1,5 @@
 """Fakes at the hardware boundary: a ``pynvml`` module, a powercap tree, CodeCarbon's CPU
-model."""
+model; and a simulated clock for a meter that should not wait real seconds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Protocol
 
 from ssprop_energy.profilers.sources import (
     EnergySource,
@@ -16,6 +17,37 @@ from ssprop_energy.profilers.sources import (
     SourceInfo,
     UnavailableSource,
 )
+
+
+class Sampled(Protocol):
+    """What :meth:`FakeClock.advance` samples: an ``EnergyMeter`` built with ``clock=``."""
+
+    interval_s: float
+
+    def sample(self) -> None: ...
+
+
+class FakeClock:
+    """Simulated monotonic seconds, for ``EnergyMeter(clock=...)`` and ``FakeGpu(clock=...)``.
+
+    A meter with a clock starts no sampler thread; :meth:`advance` moves time on and, given
+    the meter, takes a reading every ``interval_s`` on the way, as that thread would."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float, meter: Sampled | None = None) -> None:
+        end = self.now + seconds
+        if meter is not None:
+            ticks = math.floor(seconds / meter.interval_s + 1e-9)
+            start = self.now
+            for i in range(1, ticks + 1):
+                self.now = start + i * meter.interval_s
+                meter.sample()
+        self.now = end
 
 
 class FakeNVMLError(Exception):

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from harness_configs import tiny_config
 
 from ssprop_energy import RunRecorder
 from ssprop_energy.harness.config import parse_config
 from ssprop_energy.harness.run.build import RunContext, build_run
 from ssprop_energy.harness.runs import RunSpec, plan_runs
+from tests.support.harness_configs import tiny_config
 
 ENERGY = {"codecarbon": False, "idle_s": 0, "interval_s": 0.05}
 PROFILE_OVERRIDES: dict[str, Any] = {

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from ..data import DataConfig
 from ..errors import UserError
@@ -81,13 +82,17 @@ TRAIN_BATCH = "train"
 """In ``inference.batch_sizes``: the run's training batch size (``data.batch_size``)."""
 
 
+def _default_batch_sizes() -> list[int | Literal["train"]]:
+    return [1, "train"]
+
+
 class InferenceConfig(_Section):
     """The inference cost of every finished run's final model (not part of the run id)."""
 
     enabled: bool = True
     samples: int = Field(1000, ge=1)
     batch_sizes: list[int | Literal["train"]] = Field(
-        default_factory=lambda: [1, TRAIN_BATCH], min_length=1
+        default_factory=_default_batch_sizes, min_length=1
     )
 
     @model_validator(mode="before")
@@ -120,6 +125,10 @@ def check_sweep_name(value: str) -> str:
     return value
 
 
+def _dense_only() -> list[AnyMethodConfig]:
+    return [DenseConfig()]
+
+
 class ProfileConfig(_Section):
     """The whole ``model.yaml``."""
 
@@ -128,7 +137,7 @@ class ProfileConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     task: AnyTaskConfig = Field(default_factory=ClassificationConfig)
-    methods: list[AnyMethodConfig] = Field(default_factory=lambda: [DenseConfig()], min_length=1)
+    methods: list[AnyMethodConfig] = Field(default_factory=_dense_only, min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
@@ -230,7 +239,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _explain(error: dict[str, Any]) -> str:
+def _explain(error: ErrorDetails) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown field"

@@ -136,10 +136,10 @@ def _rank(table: pd.DataFrame) -> pd.DataFrame:
     table["worst_to_best_ratio"] = math.nan
     for _, group in table[rankable].groupby(SWEEP, sort=False):
         best = group["energy_j_to_target_mean"].min()
-        ratio = group["energy_j_to_target_mean"] / best if best > 0 else math.nan
+        ratio = group["energy_j_to_target_mean"] / best
         table.loc[group.index, "rank"] = (
             group["energy_j_to_target_mean"].rank(method="min").astype(int)
         )
-        table.loc[group.index, "ratio_to_best"] = ratio
+        table.loc[group.index, "ratio_to_best"] = ratio if best > 0 else math.nan
         table.loc[group.index, "worst_to_best_ratio"] = ratio.max() if best > 0 else math.nan
     return table

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import pandas as pd
@@ -20,7 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-STYLE = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "text.parse_math": False,
     "svg.image_inline": True,  # the heat map's raster stays in the page as a data: URI
@@ -40,7 +44,7 @@ SAVING_LABELS = {
 }
 
 
-PDF_STYLE = {"pdf.fonttype": 42}
+PDF_STYLE: dict[RcKeyType, Any] = {"pdf.fonttype": 42}
 """TrueType fonts embedded in the PDF files (what journals ask for), not Type 3."""
 LINE_STYLES = ("-", "--", ":", "-.")
 MIN_AXES_HEIGHT = 1.2
@@ -79,8 +83,9 @@ def new_figure(rows: int = 1, cols: int = 1, height: float = 3.2) -> tuple[Figur
 
 def palette(count: int) -> list[tuple[float, ...]]:
     """Distinct colours: tab10, or tab20 beyond ten (colours cycle beyond twenty)."""
-    palette = mpl.colormaps["tab10" if count <= 10 else "tab20"].colors
-    return [palette[i % len(palette)] for i in range(count)]
+    colormap = mpl.colormaps["tab10" if count <= 10 else "tab20"]
+    size = 10 if count <= 10 else 20
+    return [tuple(colormap(i % size)[:3]) for i in range(count)]
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,9 @@ def sources_without_figures(
         column = source_column(ENERGY, source)
         if column in epochs and not _is_empty(epochs[column]):
             continue
-        rows = energy_sources[energy_sources["source"] == source] if len(energy_sources) else []
-        why = next((r for r in rows["reason"] if r), "") if len(rows) else ""
+        why = ""
+        if len(energy_sources):
+            rows = energy_sources[energy_sources["source"] == source]
+            why = next((r for r in rows["reason"] if r), "")
         reasons[source] = why or "unavailable"
     return reasons

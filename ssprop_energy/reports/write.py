@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import UserError
 from ..store import atomic_write, atomic_write_csv, atomic_write_text, is_run_dir
@@ -57,7 +59,7 @@ def write_report(report: Report, out_dir: Path | str) -> list[Path]:
         (out_dir / name).unlink(missing_ok=True)
     written.append(atomic_write_text(out_dir / "report.html", html))
     for name, content in sorted(figures.items()):
-        written.append(atomic_write(out_dir / FIGURES / name, lambda fh, c=content: fh.write(c)))
+        written.append(atomic_write(out_dir / FIGURES / name, partial(_write_bytes, content)))
     for key in {k for k, *_ in CHARTS} - {c.key for c in charts}:  # a chart no longer drawn
         for suffix in (".svg", ".pdf"):
             (out_dir / FIGURES / f"{key}{suffix}").unlink(missing_ok=True)
@@ -79,3 +81,7 @@ def write_sweep_report(sweep_dir: Path | str) -> Path | None:
     """Build the report of a sweep folder and write it there; returns report.html's path,
     or None when the folder holds no run yet."""
     return None if sweep_report(sweep_dir) is None else Path(sweep_dir) / "report.html"
+
+
+def _write_bytes(content: bytes, fh: BinaryIO) -> None:
+    fh.write(content)

@@ -227,6 +227,12 @@ class RunSession:
             self.save_meta()
         return self.sink.agree(stop)
 
+    def on_writer(self, write: Callable[[], object]) -> None:
+        """Call ``write`` on the process that writes the store only (rank 0 of a
+        distributed run)."""
+        if self.writes:
+            write()
+
     def save_meta(self) -> None:
         if self.writes:
             self.meta.notes = self.faults.stored()

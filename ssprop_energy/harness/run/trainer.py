@@ -20,22 +20,22 @@ from ...profilers import EnergyMeter
 from ...store import (
     CHECKPOINT,
     WEIGHTS,
-    RunMeta,
     RunStore,
     atomic_write,
     atomic_write_csv,
     epoch_number,
 )
-from ...tasks import Batch, EpochEnd, build_task
+from ...tasks import Batch, EpochEnd
 from ..ranks.group import RankGroup
 from ..ranks.run import RankSink
 from ..runs import RunSpec
 from .build import RunContext, build_run, init_weights, step_flops
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, resume_point, save_checkpoint
 from .contention import CpuContention
 from .epoch import EpochAccumulator
 from .inference import measure_inference
-from .metering import build_meter, now
+from .meta import add_built, end_epoch, replay_epochs, spec_meta
+from .metering import build_meter
 from .session import LocalSink, RunDiverged, RunSession
 
 __all__ = [
@@ -237,73 +237,6 @@ def warm_up(ctx: RunContext, spec: RunSpec) -> None:
         torch.cuda.synchronize()
 
 
-def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd.DataFrame]:
-    """The first epoch to train and the stored rows before it (rows past the checkpoint, or
-    rows without one, are dropped: their epochs are trained again)."""
-    epochs = store.read_epochs()
-    if epochs.empty:
-        return 0, epochs
-    start = load_checkpoint(checkpoint, ctx) if checkpoint.is_file() else 0
-    epochs = epochs[epochs["epoch"] < start] if start else epochs.iloc[0:0]
-    store.write_epochs(epochs)
-    return start, epochs
-
-
-def _spec_meta(spec: RunSpec) -> RunMeta:
-    """The run's meta.json as far as its spec alone tells (``_add_built`` fills the rest)."""
-    task = build_task(spec.task)
-    return RunMeta(
-        run_id=spec.run_id,
-        sweep=spec.sweep,
-        method=spec.method.name,
-        method_label=spec.label,
-        method_params=spec.method.model_dump(mode="json"),
-        task=task.name,
-        primary_metric=task.primary_metric,
-        higher_is_better=task.higher_is_better,
-        seed=spec.seed,
-        setup=spec.setup,
-        run_config=spec.resolved(),
-        epochs_planned=spec.train.epochs,
-        mean_keep_planned=None,
-        flops_per_step={},
-        started_at=now(),
-        target_accuracy=spec.target_accuracy,
-    )
-
-
-def _add_built(meta: RunMeta, spec: RunSpec, ctx: RunContext) -> None:
-    """The entries of meta.json that need the built run: planned keep, FLOPs per step."""
-    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
-    meta.mean_keep_planned = ctx.method.mean_keep_planned(
-        ctx.data.steps_per_epoch(spec.data.batch_size, ctx.part)
-    )
-    meta.flops_per_step = {"forward": fwd, "backward_dense": bwd_dense}
-
-
-def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: int) -> bool:
-    """Record a finished epoch in ``meta``; True when the run stops at its target."""
-    meta.epochs_done = epochs_done
-    if spec.target_accuracy is None:
-        return False
-    reached = row["accuracy"] >= spec.target_accuracy
-    if reached or meta.target_status == "reached":
-        meta.target_status = "reached"
-    else:
-        meta.target_status = "not_reached"
-    meta.stopped_at_target = reached and spec.stop_at_target
-    return meta.stopped_at_target
-
-
-def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
-    """Record the stored epochs of a resumed run in ``meta``; True when the run had already
-    stopped at its target (it was interrupted after training, while measuring inference)."""
-    stop = False
-    for done, (_, row) in enumerate(epochs.iterrows(), 1):
-        stop = _end_epoch(meta, spec, row.to_dict(), done)
-    return stop
-
-
 def _measure_inference(spec: RunSpec, ctx: RunContext, meter: EnergyMeter, store: RunStore) -> None:
     """The final model's inference cost, written to inference.csv (docs/store.md)."""
     if spec.inference.enabled:
@@ -351,24 +284,23 @@ def run_training(
     the launch stops whole.
     """
     sink = LocalSink() if group is None else RankSink(group, run_dir, spec.data.batch_size)
-    meta = _spec_meta(spec)
+    meta = spec_meta(spec)
     meta.estimate = estimate
     meta.phase_calibration = phase_calibration
     checkpoint = run_dir / CHECKPOINT
     session = RunSession(run_dir, meta, sink, contain=group is None, checkpoint=checkpoint)
-    epochs = session.store.read_epochs()
-    meta.epochs_done = len(epochs)
+    meta.epochs_done = len(session.store.read_epochs())
     t0 = time.perf_counter()
     with session:
         try:
             ctx = build_run(spec, init_from=init_weights(spec, run_dir), device=sink.device())
             sink.distribute(ctx)
-            _add_built(meta, spec, ctx)
+            add_built(meta, spec, ctx)
         except UserError:
             session.recorded = False
             raise
         t0 = _train(session, spec, ctx, (on_step, on_epoch))
-    epochs = session.store.read_epochs() if sink.writes else epochs
+    epochs = session.store.read_epochs()
     last = epochs.iloc[-1] if not epochs.empty else None
     metric = meta.primary_metric
     return RunOutcome(
@@ -397,9 +329,9 @@ def _train(
     assert checkpoint is not None  # the trainer's session keeps one
 
     def first() -> tuple[int, int]:
-        start, epochs = _resume(store, checkpoint, ctx)
+        start, epochs = resume_point(store, checkpoint, ctx)
         meta.epochs_done = len(epochs)
-        stopped = _replay_epochs(meta, spec, epochs)
+        stopped = replay_epochs(meta, spec, epochs)
         return (spec.train.epochs if stopped else start), len(epochs)
 
     start_epoch, kept = sink.resume(first, lambda: load_checkpoint(checkpoint, ctx))
@@ -412,7 +344,7 @@ def _train(
 
     def stored(row: dict[str, Any], epochs_done: int) -> bool:
         save_checkpoint(checkpoint, ctx, row["epoch"] + 1)
-        stop = _end_epoch(meta, spec, row, epochs_done)
+        stop = end_epoch(meta, spec, row, epochs_done)
         if on_epoch is not None:
             on_epoch(row)
         return stop
@@ -431,15 +363,21 @@ def _train(
         if session.end_epoch(row, epoch, stored):
             break
     ctx.model = ctx.method.finalize(ctx.model)
-    if sink.writes:
-        for name, table in ctx.method.tables().items():
-            atomic_write_csv(session.run_dir / name, table)
-        _measure_inference(spec, ctx, meter, store)
+    session.on_writer(lambda: _write_tables(session, spec, ctx, meter))
     session.stop_meter()
-    if spec.save_weights and sink.writes:
+    if spec.save_weights:
         state = ctx.model.state_dict()
-        atomic_write(session.run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
+        session.on_writer(
+            lambda: atomic_write(session.run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
+        )
     return t0
+
+
+def _write_tables(session: RunSession, spec: RunSpec, ctx: RunContext, meter: EnergyMeter) -> None:
+    """The method's tables and the final model's inference cost (inference.csv)."""
+    for name, table in ctx.method.tables().items():
+        atomic_write_csv(session.run_dir / name, table)
+    _measure_inference(spec, ctx, meter, session.store)
 
 
 def _last(row: pd.Series | None, column: str) -> float | None:

@@ -34,8 +34,8 @@ from .checkpoint import load_checkpoint, resume_point, save_checkpoint
 from .contention import CpuContention
 from .epoch import EpochAccumulator
 from .inference import measure_inference
-from .meta import add_built, end_epoch, replay_epochs, spec_meta
 from .metering import build_meter
+from .run_meta import add_built, end_epoch, replay_epochs, spec_meta
 from .session import LocalSink, RunDiverged, RunSession
 
 __all__ = [

@@ -205,12 +205,16 @@ class RunSession:
         return self.meter.emissions_kg(energy_j) if self.meter is not None else math.nan
 
     def end_epoch(
-        self, row: dict[str, Any], epoch: int, after: Callable[[dict[str, Any], int], bool]
+        self,
+        row: dict[str, Any],
+        epoch: int,
+        after: Callable[[dict[str, Any], int], bool],
+        announce: Callable[[dict[str, Any]], None] | None = None,
     ) -> bool:
         """Store the epoch (``row``: this process's, with ``run_id``) through the sink, a
         source that failed during it without a figure; on the writing process call
-        ``after(row, epochs_done)`` (True: the run stops) and write meta.json. Returns
-        whether the run stops, the same on every rank."""
+        ``after(row, epochs_done)`` (True: the run stops), write meta.json, then
+        ``announce(row)``. Returns whether the run stops, the same on every rank."""
         lost = self._lost.since_last(meter_faults(self.meter))
         row = without_sources(row, lost, self.sources, self.emissions_kg)
         out = self.sink.end_epoch(row, self.meter, epoch)
@@ -225,6 +229,8 @@ class RunSession:
             self.meta.epochs_done = len(epochs)
             stop = after(row, len(epochs))
             self.save_meta()
+            if announce is not None:
+                announce(row)
         return self.sink.agree(stop)
 
     def on_writer(self, write: Callable[[], object]) -> None:

@@ -344,10 +344,7 @@ def _train(
 
     def stored(row: dict[str, Any], epochs_done: int) -> bool:
         save_checkpoint(checkpoint, ctx, row["epoch"] + 1)
-        stop = end_epoch(meta, spec, row, epochs_done)
-        if on_epoch is not None:
-            on_epoch(row)
-        return stop
+        return end_epoch(meta, spec, row, epochs_done)
 
     def step(info: StepInfo) -> None:
         session.after_step(info.epoch)
@@ -360,7 +357,7 @@ def _train(
         row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
         row.update(contention.lap())
         row.update(task_end_epoch(ctx, spec, meter, epoch, session.run_dir))
-        if session.end_epoch(row, epoch, stored):
+        if session.end_epoch(row, epoch, stored, on_epoch):
             break
     ctx.model = ctx.method.finalize(ctx.model)
     session.on_writer(lambda: _write_tables(session, spec, ctx, meter))

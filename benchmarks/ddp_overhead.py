@@ -9,7 +9,7 @@ processes, so drifts in machine load hit every variant alike:
   rank 0: the CPU estimate and CodeCarbon's tracker, 100 ms sampler; the other rank: no CPU
   source), a window per phase (data, forward, backward, optimizer) as the trainer opens
   them, and at the end of every "epoch" of ``--steps`` steps the gather of every rank's epoch
-  row and power readings to rank 0 (``RankGroup.gather``, as ``RankRun.end_epoch``);
+  row and power readings to rank 0 (``RankGroup.gather``, as ``RankSink.end_epoch``);
 - ``ssprop`` and ``ssprop-sync``: ssProp at keep 0.2 without and with ``sync_selection``
   (no meter).
 
@@ -42,6 +42,7 @@ from torch import nn
 from ssprop_energy.harness.config import EnergyConfig
 from ssprop_energy.harness.ranks.environment import Ranks
 from ssprop_energy.harness.ranks.group import RankGroup
+from ssprop_energy.harness.ranks.run import rank_meter_options
 from ssprop_energy.harness.run.metering import build_meter
 from ssprop_energy.methods.ssprop import SSProp, SSPropConfig
 from ssprop_energy.sparse import set_keep
@@ -81,7 +82,7 @@ def steps_of(variant: str, group: RankGroup, steps: int, rank: int) -> list[floa
     gen = torch.Generator().manual_seed(rank)
     x = torch.randn(BATCH * (steps + WARMUP_STEPS), 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (len(x),), generator=gen)
-    energy = group.meter_options(EnergyConfig(gpus=None, idle_s=0))
+    energy = rank_meter_options(group, EnergyConfig(gpus=None, idle_s=0))
     meter = build_meter(energy, torch.device("cpu")) if variant == "metered" else None
     windows: Any = meter or _NoMeter()
     times = []

@@ -4,7 +4,7 @@ and the report, for a simulated 72-hour run of 8 GPUs and the CPU sampled at 10 
 Fake sources on a fake clock: eight GPUs behind a fake ``pynvml`` (energy counter, power with
 noise, the four extras) and a RAPL package zone (a powercap folder on /dev/shm where there is
 one), all following the clock. The real ``EnergyMeter`` (with ``clock=``: no sampler thread,
-one ``sample()`` per 0.1 s of simulated time), the trainer's ``TraceRecorder`` and the real
+one ``sample()`` per 0.1 s of simulated time), the trainer's ``TraceFlusher`` and the real
 store: per epoch an ``epoch`` window, a recorder check every simulated second (a step), and at
 the epoch's end what the trainer stores then (the epoch row, the epoch's power chunk,
 meta.json; the checkpoint is left out: its size is the model's). Then ``build_report`` +
@@ -36,7 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ssprop_energy.harness.run.trace import TraceRecorder
+from ssprop_energy.harness.run.trace import TraceFlusher
 from ssprop_energy.profilers import EnergyMeter
 from ssprop_energy.reports import build_report, write_report
 from ssprop_energy.store import POWER_DIR, RunMeta, RunStore
@@ -217,7 +217,7 @@ def simulate(root: Path, hours: float, epochs: int, gpus: int, hz: float) -> dic
                         powercap_root=root / "powercap", pynvml=nvml, clock=clock)  # type: ignore[arg-type]  # fmt: skip
     try:
         with meter:
-            recorder = TraceRecorder(meter, store.power_writer(0))
+            recorder = TraceFlusher(meter, store.power_writer(0))
             for epoch in range(epochs):
                 traced = epoch in (0, epochs - 1)
                 if traced:

@@ -11,14 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..api import profile as run_profile
 from ..errors import UserError
 from ..harness.config import load_config
-from ..harness.ranks.environment import ranks_from_env
-from ..harness.ranks.group import RankGroup, leave
-from ..harness.ranks.launch import Launch, check_distributable, launch, record_failure
+from ..harness.ranks.launch import Launch, LaunchFailed, RankFailed
 from ..harness.runs import RunSpec, plan_runs
 from ..harness.sweep.progress import make_reporter
-from ..harness.sweep.runner import SweepResult, dry_run_table, run_sweep
+from ..harness.sweep.runner import SweepResult, dry_run_table
 from ..harness.sweep.shard import resolve_shard
 from ..reports import Report, sweep_report
 from ..store import setup_label
@@ -80,37 +79,20 @@ def profile(
         name = cfg.name if part is None else f"{cfg.name} part {part.index}/{part.count}"
         _print_matrix(console, name, dry_run_table(cfg, str(config), part))
         return
-    ranks = ranks_from_env()
-    if nproc_per_node is not None and ranks is None:
-        check_distributable(cfg)
+    how = None
+    if nproc_per_node is not None:
         how = Launch(nproc_per_node, nnodes, node_rank, master_addr, master_port)
-        command = ["profile", str(config), *_passed_on(out, only, max_runs, quiet, shard)]
-        failure = launch(how, command)
-        if failure is not None:
-            typer.echo(f"error: {failure}", err=True)
-            raise typer.Exit(1)
-        return
-    group = None if ranks is None else RankGroup.start(ranks, cfg.train.device)
     try:
-        result = run_sweep(
-            cfg,
-            out=out,
-            only=only,
-            max_runs=max_runs,
-            reporter=make_reporter(quiet or (group is not None and not group.is_main)),
-            source=str(config),
-            shard=part,
-            group=group,
-        )
-    except Exception as exc:
-        if group is None or isinstance(exc, UserError):
-            raise
-        record_failure(exc)
-        typer.echo(f"error: rank {group.ranks.rank}: {type(exc).__name__}: {exc}", err=True)
+        result = run_profile(
+            config, out=out, only=only, max_runs=max_runs, reporter=make_reporter(quiet),
+            shard=part, launch=how, quiet=quiet, report=False,
+        )  # fmt: skip
+    except (LaunchFailed, RankFailed) as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    finally:
-        leave(group)
-    if group is not None and not group.is_main:
+    if result.launched:
+        return
+    if result.rank not in (None, 0):
         raise typer.Exit(result.exit_code)
     if not quiet:
         specs = {s.run_id: s for s in plan_runs(cfg, str(config))}
@@ -127,18 +109,6 @@ def profile(
     if result.failed and not result.interrupted:
         typer.echo(f"{len(result.failed)} run(s) failed or damaged: see the report's notes")
     raise typer.Exit(result.exit_code)
-
-
-def _passed_on(
-    out: Path | None, only: list[str] | None, max_runs: int | None, quiet: bool, shard: str | None
-) -> list[str]:
-    """The options every rank's ``profile`` gets from the launching one."""
-    args = [] if out is None else ["--out", str(out)]
-    for prefix in only or []:
-        args += ["--only", prefix]
-    args += [] if max_runs is None else ["--max-runs", str(max_runs)]
-    args += [] if shard is None else ["--shard", shard]
-    return [*args, "--quiet"] if quiet else args
 
 
 def _print_outcomes(

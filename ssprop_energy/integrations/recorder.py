@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -41,16 +40,16 @@ from ..errors import UserError
 from ..harness.config import EnergyConfig, check_sweep_name, validation_message
 from ..harness.run.build import FlopCache, count_step_flops
 from ..harness.run.epoch import EpochAccumulator
-from ..harness.run.metering import build_meter, one_line, record_end, start_metering
-from ..harness.run.trace import TraceRecorder
+from ..harness.run.faults import MAX_NOTES
+from ..harness.run.metering import build_meter, one_line
+from ..harness.run.session import RunSession
 from ..profilers import EnergyMeter, Measurement
 from ..provenance import UNAVAILABLE
 from ..sparse import DropScheduler
-from ..store import PHASES, RunLock, RunStore, Status, remove_temp_files
+from ..store import PHASES
 from .identity import RecordedRun, keep_in_force, recorded_meta
 
-MAX_NOTES = 20
-"""Distinct metering faults kept in meta.json's ``notes``; later ones are counted."""
+__all__ = ["MAX_NOTES", "RunRecorder", "samples_in"]
 EVAL = "eval"
 
 
@@ -152,50 +151,39 @@ class RunRecorder:
         )
         self._planned = self.meta.run_config["train"]["epochs"]
         self.run_dir = Path(out_dir) / sweep / self.meta.run_id
-        self._store = RunStore(self.run_dir)
-        self._meter = meter
-        self._trace: TraceRecorder | None = None
-        self._lock: RunLock | None = None
-        self._sources: list[str] = []
+        self._session = RunSession(self.run_dir, self.meta)
+        self._own_meter = meter
         self._open: dict[str, float] = {}
         self._switched: str | None = None
         self._unmetered: set[str] = set()
-        self._faults: dict[str, int] = {}
         self._epoch = 0
         self._step = 0  # in the epoch
         self._step_keep: float | None = None
         self._acc = EpochAccumulator(0)
         self._epoch_t0 = 0.0
-        self._diverged: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def __enter__(self) -> RunRecorder:
-        self._lock = RunLock.claim(self.run_dir)
-        self._lock.__enter__()
-        try:
-            self._store.write_meta(self.meta)
-        except BaseException:
-            self._lock.release()
-            raise
+        self._session.claim()
         self._start_meter()
-        self._save_meta()
+        self._session.save_meta()
         self._epoch_t0 = time.perf_counter()
         return self
 
     def _start_meter(self) -> None:
         device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
         with self._guard("energy meter"):
-            self._meter = self._meter or build_meter(self.energy, device)
-            try:
-                self._meter.start()
-                start_metering(self._meter, self.energy, self.meta)
-                self._sources = [s.name for s in self._meter.sources]
-                self._trace = TraceRecorder(self._meter, self._store.power_writer(0))
-            except BaseException:
-                self._meter.stop()
-                self._meter = None
-                raise
+            meter = self._own_meter or build_meter(self.energy, device)
+            self._session.start_meter(meter, self.energy, 0)
+
+    @property
+    def _meter(self) -> EnergyMeter | None:
+        return self._session.meter
+
+    @property
+    def _sources(self) -> list[str]:
+        return self._session.sources
 
     def __exit__(
         self,
@@ -209,65 +197,20 @@ class RunRecorder:
                 self.end_epoch()  # the steps after the last end_epoch
             except Exception as raised:
                 failure = raised
-        status, error = self._ending(exc or failure)
-        try:
-            if self._meter is not None:
-                with self._guard("energy meter"):
-                    self._meter.stop()
-                for fault in self._meter.errors:
-                    self._note(f"{fault.source}: {fault.message} ({fault.count}x)")
-            if self._planned is None:
-                self.meta.epochs_planned = max(1, self._epoch)
-            self._store_notes()
-            end = record_end if exc is None and failure is None else self._record_end_quietly
-            end(self._store, self.meta, status, error, self._epoch, self._trace)
-        finally:
-            remove_temp_files(self.run_dir)
-            if self._lock is not None:
-                self._lock.release()
+        if self._planned is None:
+            self.meta.epochs_planned = max(1, self._epoch)
+        self._session.finish(exc or failure, self._epoch)
         if failure is not None:
             raise failure
-
-    def _ending(self, exc: BaseException | None) -> tuple[Status, str | None]:
-        """The run's status and error, from the exception that ended it (None: none)."""
-        if exc is None:
-            return ("finished", None) if self._diverged is None else ("diverged", self._diverged)
-        if isinstance(exc, KeyboardInterrupt):
-            return "interrupted", None
-        return "failed", one_line(exc)
-
-    def _record_end_quietly(self, *args: Any) -> None:
-        """``record_end`` while the loop's own exception propagates: a failed write is noted
-        as a warning, never raised over it."""
-        with self._guard("store"):
-            record_end(*args)
 
     # -- faults --------------------------------------------------------------------------
 
     def _note(self, text: str) -> None:
-        line = text.splitlines()[0] if text else "unknown fault"
-        if line not in self._faults:
-            warnings.warn(f"ssprop-energy: {line}", RuntimeWarning, stacklevel=3)
-        self._faults[line] = self._faults.get(line, 0) + 1
+        self._session.note(text)
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
+    def _guard(self, what: str) -> contextlib.AbstractContextManager[None]:
         """Run the block; an exception becomes a note (never reaches the loop)."""
-        try:
-            yield
-        except Exception as exc:
-            self._note(f"{what}: {one_line(exc)}")
-
-    def _store_notes(self) -> None:
-        lines = list(self._faults)
-        notes = lines[:MAX_NOTES]
-        if len(lines) > MAX_NOTES:
-            notes.append(f"{len(lines) - MAX_NOTES} more distinct faults")
-        self.meta.notes = notes
-
-    def _save_meta(self) -> None:
-        self._store_notes()
-        self._store.write_meta(self.meta)
+        return self._session.faults.guard(what)
 
     # -- phases and steps ----------------------------------------------------------------
 
@@ -365,8 +308,10 @@ class RunRecorder:
             self._step_keep = None
             return
         value = math.nan if loss is None else float(torch.as_tensor(loss).detach())
-        if loss is not None and not math.isfinite(value) and self._diverged is None:
-            self._diverged = f"loss became {value} at epoch {self._epoch}, step {self._step}"
+        if loss is not None and not math.isfinite(value) and self._session.diverged is None:
+            self._session.diverged = (
+                f"loss became {value} at epoch {self._epoch}, step {self._step}"
+            )
         sums = {f"train_{k}": float(v) * n for k, v in (metrics or {}).items()}
         with self._guard("FLOP count"):
             flops = self._step_flops(keep, n)
@@ -374,9 +319,7 @@ class RunRecorder:
             self._acc.add_step(keep, n, value, sums, flops, dense)
         self._step += 1
         self._step_keep = None
-        if self._trace is not None:
-            with self._guard("power trace"):
-                self._trace.after_step(self._epoch)
+        self._session.after_step(self._epoch)
 
     def end_epoch(
         self, metrics: Mapping[str, float] | None = None, eval_samples: int = 0
@@ -397,22 +340,16 @@ class RunRecorder:
             if eval_samples:
                 with self._guard("FLOP count"):
                     flops_eval = self._step_flops(1.0, eval_samples)[0]
-            emissions = self._meter.emissions_kg if self._meter else _no_emissions
             row = self._acc.row(
                 evaluation,
                 time.perf_counter() - self._epoch_t0,
                 self._sources,
-                emissions,
+                self._session.emissions_kg,
                 flops_eval,
             )
             row = {"run_id": self.meta.run_id, **row}
-            self._store.append_epoch(row)
-            if self._trace is not None:
-                with self._guard("power trace"):
-                    self._trace.end_epoch(self._epoch)
+            self._session.end_epoch(row, self._epoch, lambda *_: False)
             self._epoch += 1
-            self.meta.epochs_done = self._epoch
-            self._save_meta()
         self._acc = EpochAccumulator(self._epoch)
         self._step = 0
         self._step_keep = None
@@ -451,7 +388,7 @@ class RunRecorder:
     @property
     def notes(self) -> list[str]:
         """The metering faults so far, one line each."""
-        return list(self._faults)
+        return self._session.faults.lines
 
 
 def samples_in(batch: Any) -> int | None:
@@ -466,7 +403,3 @@ def samples_in(batch: Any) -> int | None:
             if size is not None:
                 return size
     return None
-
-
-def _no_emissions(energy_j: float) -> float:
-    return math.nan

@@ -4,7 +4,8 @@ From each run's epoch rows: the share of the machine's CPU time that other proce
 while it trained (``cpu_load_other``, recorded by the trainer), and the spread of the times
 of identical epochs (same steps, same mean keep). Over runs: how far the idle power measured
 before each run moved. A figure past its threshold is a flag: one line, listed in the
-report's notes and by ``profile`` under the headline.
+report's notes and by ``profile`` under the headline; so is a run's faults while it was
+measured (meta.json's ``notes``: a source lost mid-run, a meter that failed).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def run_noise(record: RunRecord, name: str) -> tuple[dict[str, Any], list[str]]:
             f"noisy epoch times: {name}: identical epochs took {shortest:.3g} to "
             f"{longest:.3g} s (coefficient of variation {cv:.2f}; threshold {EPOCH_TIME_CV:.2f})"
         )
+    faults = record.meta.notes
+    if faults:
+        flags.append(f"faults while measuring: {name}: " + "; ".join(str(f) for f in faults))
     columns = {
         "cpu_load_other": load,
         "cpu_load_other_max": load_max,

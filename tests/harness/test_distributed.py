@@ -206,3 +206,11 @@ def test_rank_files_are_read_with_the_run_and_checked(tmp_path: Path) -> None:
     assert damage is not None and damage.endswith(
         "rank-00001/epochs.csv: holds 0 epoch rows, the run 1"
     )
+
+
+def test_profile_launches_from_a_config_file_only(tmp_path: Path) -> None:
+    from ssprop_energy.api import profile
+
+    config = load_config(write_config(tmp_path, methods=[{"name": "dense"}]))
+    with pytest.raises(UserError, match="launch: a distributed run needs a config file"):
+        profile(config, launch=Launch(2))

@@ -29,3 +29,41 @@ class CrashingCnn(nn.Module):
 
 def crashing_cnn(in_channels: int = 1, num_classes: int = 3, after: int = 3) -> nn.Module:
     return CrashingCnn(in_channels, num_classes, after)
+
+
+LOST: dict[str, object] = {}
+"""The fake GPU of this rank's meter (``gpu_losing_cnn``) and whether an eval pass ran."""
+
+
+class GpuLosingCnn(CrashingCnn):
+    """Loses this rank's fake GPU at the first training step after the first evaluation
+    (the second epoch's), while ``SSPROP_TEST_LOSE_GPU_RANK`` names the rank."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gpu = LOST.get("gpu")
+        if x.device.type == "meta":  # FLOPs counted, not a pass of the run
+            pass
+        elif not self.training:
+            LOST["evaluated"] = True
+        elif LOST.get("evaluated") and gpu is not None and gpu.fail_after is None:  # type: ignore[attr-defined]
+            gpu.fail_after = gpu.calls  # type: ignore[attr-defined]  # lost from now on
+        return self.body(x)
+
+
+def gpu_losing_cnn(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
+    """The CNN above, and the trainer's meter replaced by one over a fake GPU (every rank),
+    the named rank's lost in its second epoch."""
+    from profiler_fakes import FakeGpu, FakeNvml
+
+    from ssprop_energy.harness.run import trainer
+    from ssprop_energy.profilers import EnergyMeter
+
+    def meter(energy: object, device: object) -> EnergyMeter:
+        gpu = FakeGpu("GPU-a", power_w=120.0)
+        if os.environ.get("SSPROP_TEST_LOSE_GPU_RANK") == os.environ.get("RANK", "-"):
+            LOST["gpu"] = gpu
+        nvml = FakeNvml([gpu])
+        return EnergyMeter(gpus="auto", cpu=None, codecarbon=False, interval_s=0.01, pynvml=nvml)  # type: ignore[arg-type]
+
+    trainer.build_meter = meter  # type: ignore[assignment]
+    return GpuLosingCnn(in_channels, num_classes, after=0)

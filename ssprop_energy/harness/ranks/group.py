@@ -1,19 +1,17 @@
-"""The process group of a distributed run: joining it, its collectives, DDP wrapping and each
-rank's meter options."""
+"""The process group of a distributed run: joining and leaving it, its collectives, and DDP
+wrapping."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..config import EnergyConfig
 from ..run.build import RunContext
 from .environment import Ranks
 
@@ -73,32 +71,12 @@ class RankGroup:
         ids = None if self.backend == "gloo" else [self.ranks.local_rank]
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    def meter_options(self, energy: EnergyConfig) -> EnergyConfig:
-        """This rank's ``energy`` section: its own GPU; the node's CPU and CodeCarbon on local
-        rank 0 only (CodeCarbon's lock file allows one tracker per machine)."""
-        gpus = [self.ranks.local_rank] if energy.gpus is not None else None
-        if self.ranks.meters_node:
-            return energy.model_copy(update={"gpus": gpus})
-        return energy.model_copy(update={"gpus": gpus, "cpu": None, "codecarbon": False})
-
-    def describe(self, sources: Sequence[str]) -> dict[str, Any]:
-        """This rank's entry in meta.json's ``distributed.ranks``."""
-        r = self.ranks
-        return {
-            "rank": r.rank,
-            "local_rank": r.local_rank,
-            "node": r.node,
-            "host": self.host,
-            "sources": list(sources),
-        }
+    def leave(self) -> None:
+        """Leave the process group (at the end of a rank's command)."""
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _broadcast_buffers(model: nn.Module) -> None:
     for buffer in model.buffers():
         dist.broadcast(buffer, src=0)
-
-
-def leave(group: RankGroup | None) -> None:
-    """Leave the process group (at the end of a rank's command)."""
-    if group is not None and dist.is_initialized():
-        dist.destroy_process_group()

@@ -1,4 +1,5 @@
-"""Launching a distributed run through PyTorch's launcher, and what it refuses."""
+"""Launching a distributed run through PyTorch's launcher, what it refuses, and how a launch
+or a rank fails."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class Launch:
         ]
 
 
-def launch(how: Launch, command: list[str]) -> str | None:
+def launch_ranks(how: Launch, command: list[str]) -> str | None:
     """Run ``python -m ssprop_energy COMMAND...`` on every rank through
     ``torch.distributed.run``; None when every rank ended with status 0, else one line
     naming the first rank that did not. The launcher's own environment is left as it was
@@ -86,6 +87,19 @@ def launch(how: Launch, command: list[str]) -> str | None:
         os.environ.clear()
         os.environ.update(saved)
     return None
+
+
+class LaunchFailed(Exception):
+    """A rank of a launched run did not end with status 0 (one line naming it)."""
+
+
+class RankFailed(Exception):
+    """This rank's sweep raised (left where the launcher reads it); the message names the
+    rank and the exception."""
+
+    def __init__(self, rank: int, exc: BaseException) -> None:
+        super().__init__(f"rank {rank}: {type(exc).__name__}: {exc}")
+        self.rank = rank
 
 
 def record_failure(exc: BaseException) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from ...store import atomic_write
+from ...store import RunStore, atomic_write
 from .build import RunContext
 
 
@@ -35,3 +36,16 @@ def load_checkpoint(path: Path, ctx: RunContext) -> int:
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epochs_done"])
+
+
+def resume_point(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd.DataFrame]:
+    """The first epoch to train and the stored rows before it (rows past the checkpoint, or
+    rows without one, are dropped: their epochs are trained again); ``ctx`` restored from
+    the checkpoint."""
+    epochs = store.read_epochs()
+    if epochs.empty:
+        return 0, epochs
+    start = load_checkpoint(checkpoint, ctx) if checkpoint.is_file() else 0
+    epochs = epochs[epochs["epoch"] < start] if start else epochs.iloc[0:0]
+    store.write_epochs(epochs)
+    return start, epochs

@@ -120,3 +120,28 @@ class EpochAccumulator:
             flops_total=self.flops_forward + self.flops_backward + flops_eval,
         )
         return row
+
+
+def without_sources(
+    row: dict[str, Any], lost: set[str], sources: list[str], emissions_kg: Callable[[float], float]
+) -> dict[str, Any]:
+    """``row`` with no figure from the ``lost`` sources (``unavailable``: a source that
+    failed during the epoch), its totals summed again over the sources left."""
+    lost = lost & set(sources)
+    if not lost:
+        return row
+    out = dict(row)
+    for s in lost:
+        out[f"provenance_{s}"] = UNAVAILABLE
+        out[f"energy_j_{s}"] = math.nan
+        for phase in PHASES:
+            out[f"energy_j_{phase}_{s}"] = math.nan
+    for phase in PHASES:
+        out[f"energy_j_{phase}"] = _known([out[f"energy_j_{phase}_{s}"] for s in sources])
+    out["energy_j"] = _known([out[f"energy_j_{s}"] for s in sources])
+    out["emissions_kg"] = emissions_kg(out["energy_j"])
+    return out
+
+
+def _known(values: list[float]) -> float:
+    return _total([v for v in values if not math.isnan(v)])

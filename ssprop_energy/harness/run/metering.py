@@ -1,6 +1,6 @@
-"""What every run writes around its epoch rows, for the trainer and the run recorder alike:
-its meter, the energy and environment entries of meta.json, the end of its power trace, and
-how the run ended."""
+"""A run's meter, for the trainer, the run recorder and the calibrations alike: built from the
+``energy`` section, its idle power and the energy and environment entries of meta.json; and
+the clock and the one-line error meta.json keeps."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import torch
 
 from ...errors import UserError
 from ...profilers import EnergyMeter, energy_meta, environment_meta
-from ...store import EnergyMeta, EnvironmentMeta, RunMeta, RunStore, Status, parse_entry
+from ...store import EnergyMeta, EnvironmentMeta, RunMeta, parse_entry
 from ..config import EnergyConfig
-from .trace import TraceRecorder
 
 
 def now() -> str:
@@ -44,20 +43,3 @@ def start_metering(meter: EnergyMeter, energy: EnergyConfig, meta: RunMeta) -> N
     meter.measure_idle(energy.idle_s)
     meta.energy = parse_entry(EnergyMeta, energy_meta(meter))
     meta.environment = parse_entry(EnvironmentMeta, environment_meta(meter))
-
-
-def record_end(
-    store: RunStore,
-    meta: RunMeta,
-    status: Status,
-    error: str | None,
-    epochs_done: int,
-    trace: TraceRecorder | None,
-) -> None:
-    """meta.json says how the run ended (written first: it matters most), then the power
-    readings after the last stored epoch."""
-    meta.status, meta.error, meta.finished_at = status, error, now()
-    meta.epochs_done = epochs_done
-    store.write_meta(meta)
-    if trace is not None:
-        trace.end_run()

@@ -19,36 +19,39 @@ from ...errors import UserError
 from ...profilers import EnergyMeter
 from ...store import (
     CHECKPOINT,
-    POWER_DIR,
-    RANKS_DIR,
     WEIGHTS,
     EstimateMeta,
     PhaseCalibrationMeta,
-    RunMeta,
     RunStore,
-    Status,
-    StoreConflict,
     atomic_write,
     atomic_write_csv,
     epoch_number,
     parse_entry,
-    remove_temp_files,
 )
-from ...tasks import Batch, EpochEnd, build_task
+from ...tasks import Batch, EpochEnd
 from ..ranks.group import RankGroup
-from ..ranks.run import RankRun
+from ..ranks.run import RankSink
 from ..runs import RunSpec
 from .build import RunContext, build_run, init_weights, step_flops
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, resume_point, save_checkpoint
 from .contention import CpuContention
 from .epoch import EpochAccumulator
 from .inference import measure_inference
-from .metering import build_meter, now, one_line, record_end, start_metering
-from .trace import TraceRecorder
+from .metering import build_meter
+from .run_meta import add_built, end_epoch, replay_epochs, spec_meta
+from .session import LocalSink, RunDiverged, RunSession
 
-
-class RunDiverged(Exception):
-    """The training loss became NaN or infinite."""
+__all__ = [
+    "RunDiverged",
+    "RunOutcome",
+    "StepInfo",
+    "eval_flops",
+    "evaluate_metrics",
+    "grad_scaler",
+    "run_training",
+    "train_epoch",
+    "train_step",
+]
 
 
 @dataclass
@@ -237,73 +240,6 @@ def warm_up(ctx: RunContext, spec: RunSpec) -> None:
         torch.cuda.synchronize()
 
 
-def _resume(store: RunStore, checkpoint: Path, ctx: RunContext) -> tuple[int, pd.DataFrame]:
-    """The first epoch to train and the stored rows before it (rows past the checkpoint, or
-    rows without one, are dropped: their epochs are trained again)."""
-    epochs = store.read_epochs()
-    if epochs.empty:
-        return 0, epochs
-    start = load_checkpoint(checkpoint, ctx) if checkpoint.is_file() else 0
-    epochs = epochs[epochs["epoch"] < start] if start else epochs.iloc[0:0]
-    store.write_epochs(epochs)
-    return start, epochs
-
-
-def _spec_meta(spec: RunSpec) -> RunMeta:
-    """The run's meta.json as far as its spec alone tells (``_add_built`` fills the rest)."""
-    task = build_task(spec.task)
-    return RunMeta(
-        run_id=spec.run_id,
-        sweep=spec.sweep,
-        method=spec.method.name,
-        method_label=spec.label,
-        method_params=spec.method.model_dump(mode="json"),
-        task=task.name,
-        primary_metric=task.primary_metric,
-        higher_is_better=task.higher_is_better,
-        seed=spec.seed,
-        setup=spec.setup,
-        run_config=spec.resolved(),
-        epochs_planned=spec.train.epochs,
-        mean_keep_planned=None,
-        flops_per_step={},
-        started_at=now(),
-        target_accuracy=spec.target_accuracy,
-    )
-
-
-def _add_built(meta: RunMeta, spec: RunSpec, ctx: RunContext) -> None:
-    """The entries of meta.json that need the built run: planned keep, FLOPs per step."""
-    fwd, bwd_dense = step_flops(ctx, 1.0, spec.data.batch_size)
-    meta.mean_keep_planned = ctx.method.mean_keep_planned(
-        ctx.data.steps_per_epoch(spec.data.batch_size, ctx.part)
-    )
-    meta.flops_per_step = {"forward": fwd, "backward_dense": bwd_dense}
-
-
-def _end_epoch(meta: RunMeta, spec: RunSpec, row: dict[str, Any], epochs_done: int) -> bool:
-    """Record a finished epoch in ``meta``; True when the run stops at its target."""
-    meta.epochs_done = epochs_done
-    if spec.target_accuracy is None:
-        return False
-    reached = row["accuracy"] >= spec.target_accuracy
-    if reached or meta.target_status == "reached":
-        meta.target_status = "reached"
-    else:
-        meta.target_status = "not_reached"
-    meta.stopped_at_target = reached and spec.stop_at_target
-    return meta.stopped_at_target
-
-
-def _replay_epochs(meta: RunMeta, spec: RunSpec, epochs: pd.DataFrame) -> bool:
-    """Record the stored epochs of a resumed run in ``meta``; True when the run had already
-    stopped at its target (it was interrupted after training, while measuring inference)."""
-    stop = False
-    for done, (_, row) in enumerate(epochs.iterrows(), 1):
-        stop = _end_epoch(meta, spec, row.to_dict(), done)
-    return stop
-
-
 def _measure_inference(spec: RunSpec, ctx: RunContext, meter: EnergyMeter, store: RunStore) -> None:
     """The final model's inference cost, written to inference.csv (docs/store.md)."""
     if spec.inference.enabled:
@@ -334,161 +270,120 @@ def run_training(
     sweep's estimate.csv, kept in meta.json; ``phase_calibration``: the run's entry of the
     sweep's phase calibration (:mod:`.phases`), kept there too.
 
-    However the run ends, meta.json says how, its ``epochs_done`` counts the rows of
-    epochs.csv, and no temporary file stays behind: a NaN loss marks the run ``diverged``;
-    KeyboardInterrupt (and the termination signals that raise it) ``interrupted``, and is
-    re-raised (interrupted while measuring inference, the run resumes with no epoch left to
-    train); any other exception ``failed``, with the error. A UserError is re-raised
-    after that: bad input met while the run is built leaves the stored run as it was, a
-    later one (a write that failed) marks it ``failed``. A StoreConflict (another process
-    writes the run) is re-raised and leaves the run to that process.
+    How the run ends is the :class:`~.session.RunSession`'s: meta.json says how, its
+    ``epochs_done`` counts the rows of epochs.csv, and no temporary file stays behind: a NaN
+    loss marks the run ``diverged``; KeyboardInterrupt (and the termination signals that
+    raise it) ``interrupted``, and is re-raised (interrupted while measuring inference, the
+    run resumes with no epoch left to train); any other exception ``failed``, with the
+    error. A UserError is re-raised after that: bad input met while the run is built leaves
+    the stored run as it was, a later one (a write that failed) marks it ``failed``. A
+    StoreConflict (another process writes the run) is re-raised and leaves the run to that
+    process. A metering fault is a note in meta.json, and the epochs it touched have no
+    figure from the failed source.
 
-    ``group``: this process is one rank of a distributed run (``harness.ranks``):
-    every rank trains its shard, rank 0 alone writes the store (every rank's folder and the
-    totals), and any exception is re-raised once recorded, so the launch stops whole.
+    ``group``: this process is one rank of a distributed run (``harness.ranks``): every
+    rank trains its shard, rank 0 alone writes the store (every rank's folder and the
+    totals, through the rank's epoch sink), and any exception is re-raised once recorded, so
+    the launch stops whole.
     """
-    writes = group is None or group.is_main
-    ranked = None if group is None else RankRun(group, run_dir)
-    store = RunStore(run_dir)
-    meta = _spec_meta(spec)
+    sink = LocalSink() if group is None else RankSink(group, run_dir, spec.data.batch_size)
+    meta = spec_meta(spec)
     meta.estimate = estimate
     if phase_calibration is not None:
         meta.phase_calibration = parse_entry(PhaseCalibrationMeta, phase_calibration)
-    epochs = store.read_epochs()
-    meta.epochs_done = len(epochs)
-    status: Status = "running"
-    error = None
-    record = writes
-    recorder: TraceRecorder | None = None
     checkpoint = run_dir / CHECKPOINT
+    session = RunSession(run_dir, meta, sink, contain=group is None, checkpoint=checkpoint)
+    meta.epochs_done = len(session.store.read_epochs())
     t0 = time.perf_counter()
-    try:
+    with session:
         try:
-            device = None if group is None else group.device()
-            ctx = build_run(spec, init_from=init_weights(spec, run_dir), device=device)
-            if group is not None:
-                group.distribute(ctx)
-            _add_built(meta, spec, ctx)
+            ctx = build_run(spec, init_from=init_weights(spec, run_dir), device=sink.device())
+            sink.distribute(ctx)
+            add_built(meta, spec, ctx)
         except UserError:
-            record = False
+            session.recorded = False
             raise
-        start_epoch, epochs = _resume(store, checkpoint, ctx) if writes else (0, epochs)
-        meta.epochs_done = len(epochs)
-        if _replay_epochs(meta, spec, epochs):
-            start_epoch = spec.train.epochs
-        if ranked is not None:
-            start_epoch = ranked.resume(
-                start_epoch, len(epochs), lambda: load_checkpoint(checkpoint, ctx)
-            )
-        energy = spec.energy if group is None else group.meter_options(spec.energy)
-        meter = build_meter(energy, ctx.device)
-        part_s = None if group is None else math.inf  # a distributed run's trace: per epoch
-        if writes:
-            recorder = TraceRecorder(meter, store.power_writer(len(epochs)), part_s)
-        warm_up(ctx, spec)
-        t0 = time.perf_counter()
-        with meter:
-            start_metering(meter, energy, meta)
-            if ranked is not None:
-                ranked.start(meter, meta, spec.data.batch_size)
-            if writes:
-                store.write_meta(meta)
-            contention = CpuContention()
-            for epoch in range(start_epoch, spec.train.epochs):
-                step = on_step if recorder is None else _recording(recorder, on_step)
-                contention.start()
-                row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
-                row.update(contention.lap())
-                stop = False
-                if ranked is None:
-                    row.update(task_end_epoch(ctx, spec, meter, epoch, run_dir))
-                    epochs = store.append_epoch(row)
-                    recorder.end_epoch(epoch)  # type: ignore[union-attr]  # set: one process
-                elif (ended := ranked.end_epoch(row, meter, epoch)) is not None:
-                    row, readings = ended
-                    epochs = store.append_epoch(row)
-                    recorder.writer.write(readings, epoch)  # type: ignore[union-attr]  # rank 0
-                if writes:
-                    save_checkpoint(checkpoint, ctx, epoch + 1)
-                    stop = _end_epoch(meta, spec, row, len(epochs))
-                    store.write_meta(meta)
-                    if on_epoch is not None:
-                        on_epoch(row)
-                if group is not None:
-                    stop = group.agree(stop)
-                if stop:
-                    break
-            ctx.model = ctx.method.finalize(ctx.model)
-            if writes:
-                for name, table in ctx.method.tables().items():
-                    atomic_write_csv(run_dir / name, table)
-                _measure_inference(spec, ctx, meter, store)
-        if spec.save_weights and writes:
-            state = ctx.model.state_dict()
-            atomic_write(run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
-        status = "finished"
-    except RunDiverged as exc:
-        status, error = "diverged", str(exc)
-        if group is not None:
-            raise
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    except StoreConflict:
-        record = False
-        raise
-    except Exception as exc:
-        status, error = "failed", one_line(exc)
-        if isinstance(exc, UserError) or group is not None:
-            raise
-    finally:
-        try:
-            if record:
-                record_end(store, meta, status, error, len(epochs), recorder)
-        finally:
-            if writes:
-                for folder in (run_dir, *_rank_folders(run_dir)):
-                    remove_temp_files(folder)
-                    remove_temp_files(folder / POWER_DIR)
-    if status == "finished" and writes:
-        checkpoint.unlink(missing_ok=True)
+        t0 = _train(session, spec, ctx, (on_step, on_epoch))
+    epochs = session.store.read_epochs()
     last = epochs.iloc[-1] if not epochs.empty else None
     metric = meta.primary_metric
     return RunOutcome(
         spec.run_id,
-        status,
+        session.status,
         len(epochs),
         _last(last, "accuracy"),
         _run_energy(epochs),
         time.perf_counter() - t0,
-        error,
+        session.error,
         metric,
         _last(last, metric),
     )
 
 
-def _last(row: pd.Series | None, column: str) -> float | None:
-    """The last epoch's figure in ``column``; None without one."""
-    return None if row is None or column not in row else float(row[column])
+def _train(
+    session: RunSession,
+    spec: RunSpec,
+    ctx: RunContext,
+    callbacks: tuple[Callable[[StepInfo], None] | None, Callable[[dict[str, Any]], None] | None],
+) -> float:
+    """Resume, meter and train the built run, finalize it and measure its inference cost;
+    returns the time training started (``time.perf_counter``)."""
+    on_step, on_epoch = callbacks
+    meta, store, sink, checkpoint = session.meta, session.store, session.sink, session.checkpoint
+    assert checkpoint is not None  # the trainer's session keeps one
 
+    def first() -> tuple[int, int]:
+        start, epochs = resume_point(store, checkpoint, ctx)
+        meta.epochs_done = len(epochs)
+        stopped = replay_epochs(meta, spec, epochs)
+        return (spec.train.epochs if stopped else start), len(epochs)
 
-def _rank_folders(run_dir: Path) -> list[Path]:
-    """The folders of a distributed run's ranks (none for a run of one process)."""
-    ranks = run_dir / RANKS_DIR
-    return sorted(p for p in ranks.iterdir() if p.is_dir()) if ranks.is_dir() else []
+    start_epoch, kept = sink.resume(first, lambda: load_checkpoint(checkpoint, ctx))
+    energy = sink.meter_options(spec.energy)
+    meter = build_meter(energy, ctx.device)
+    warm_up(ctx, spec)
+    t0 = time.perf_counter()
+    session.start_meter(meter, energy, kept)
+    session.save_meta()
 
-
-def _recording(
-    recorder: TraceRecorder, on_step: Callable[[StepInfo], None] | None
-) -> Callable[[StepInfo], None]:
-    """``on_step`` that first stores a part of the power trace when one is due."""
+    def stored(row: dict[str, Any], epochs_done: int) -> bool:
+        save_checkpoint(checkpoint, ctx, row["epoch"] + 1)
+        return end_epoch(meta, spec, row, epochs_done)
 
     def step(info: StepInfo) -> None:
-        recorder.after_step(info.epoch)
+        session.after_step(info.epoch)
         if on_step is not None:
             on_step(info)
 
-    return step
+    contention = CpuContention()
+    for epoch in range(start_epoch, spec.train.epochs):
+        contention.start()
+        row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
+        row.update(contention.lap())
+        row.update(task_end_epoch(ctx, spec, meter, epoch, session.run_dir))
+        if session.end_epoch(row, epoch, stored, on_epoch):
+            break
+    ctx.model = ctx.method.finalize(ctx.model)
+    session.on_writer(lambda: _write_tables(session, spec, ctx, meter))
+    session.stop_meter()
+    if spec.save_weights:
+        state = ctx.model.state_dict()
+        session.on_writer(
+            lambda: atomic_write(session.run_dir / WEIGHTS, lambda fh: torch.save(state, fh))
+        )
+    return t0
+
+
+def _write_tables(session: RunSession, spec: RunSpec, ctx: RunContext, meter: EnergyMeter) -> None:
+    """The method's tables and the final model's inference cost (inference.csv)."""
+    for name, table in ctx.method.tables().items():
+        atomic_write_csv(session.run_dir / name, table)
+    _measure_inference(spec, ctx, meter, session.store)
+
+
+def _last(row: pd.Series | None, column: str) -> float | None:
+    """The last epoch's figure in ``column``; None without one."""
+    return None if row is None or column not in row else float(row[column])
 
 
 def _run_energy(epochs: pd.DataFrame) -> float | None:

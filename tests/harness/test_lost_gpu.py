@@ -40,7 +40,7 @@ def lose(gpu: FakeGpu) -> None:
 def assert_lost_after_first_epoch(sweep: Path, source: str) -> None:
     (run,) = load_sweep(sweep)
     assert run.status == "finished" and len(run.epochs) == 2
-    assert any(note.startswith(f"{source}: {LOST}") for note in run.meta["notes"])
+    assert any(note.startswith(f"{source}: {LOST}") for note in run.meta.notes)
     provenance = run.epochs[f"provenance_{source}"].tolist()
     assert provenance[0] != "unavailable" and provenance[1] == "unavailable"
     assert run.epochs[f"energy_j_{source}"].isna().tolist() == [False, True]
@@ -115,4 +115,4 @@ def test_on_a_rank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert_lost_after_first_epoch(sweep, "gpu1")
     (run,) = load_sweep(sweep)
     assert set(run.epochs["provenance_gpu0"]) != {"unavailable"}  # rank 0 kept its GPU
-    assert load_run(run.path).meta["notes"] == [n for n in run.meta["notes"] if "gpu1" in n]
+    assert load_run(run.path).meta.notes == [n for n in run.meta.notes if "gpu1" in n]

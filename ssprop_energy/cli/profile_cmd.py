@@ -97,18 +97,23 @@ def profile(
     if not quiet:
         specs = {s.run_id: s for s in plan_runs(cfg, str(config))}
         _print_outcomes(console, cfg.name, result, specs)
+    raise typer.Exit(_report(result))
+
+
+def _report(result: SweepResult) -> int:
+    """Write the sweep's report and print where it and the results are; the exit status."""
     try:
         report = sweep_report(result.sweep_dir)
     except UserError as exc:
         typer.echo(f"error: report not written: {exc}", err=True)
-        raise typer.Exit(result.exit_code if result.interrupted else 2) from None
+        return result.exit_code if result.interrupted else 2
     if report is not None:
         _print_headline(report)
         typer.echo(f"report: {result.sweep_dir / 'report.html'}")
     typer.echo(f"results: {result.sweep_dir}")
     if result.failed and not result.interrupted:
         typer.echo(f"{len(result.failed)} run(s) failed or damaged: see the report's notes")
-    raise typer.Exit(result.exit_code)
+    return result.exit_code
 
 
 def _print_outcomes(

@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from .batches import samples_in
 from .optional import require
-from .recorder import RunRecorder, samples_in
+from .recorder import RunRecorder
 
 pl = require("lightning.pytorch", "lightning")
 

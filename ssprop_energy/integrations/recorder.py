@@ -49,7 +49,7 @@ from ..sparse import DropScheduler
 from ..store import PHASES
 from .identity import RecordedRun, keep_in_force, recorded_meta
 
-__all__ = ["MAX_NOTES", "RunRecorder", "samples_in"]
+__all__ = ["MAX_NOTES", "RunRecorder"]
 EVAL = "eval"
 
 
@@ -389,17 +389,3 @@ class RunRecorder:
     def notes(self) -> list[str]:
         """The metering faults so far, one line each."""
         return self._session.faults.lines
-
-
-def samples_in(batch: Any) -> int | None:
-    """The samples of a batch: the first dimension of its first tensor (in a tensor, a
-    sequence or a mapping of them); None without one."""
-    if isinstance(batch, torch.Tensor):
-        return len(batch) if batch.dim() else None
-    values = list(batch.values()) if isinstance(batch, Mapping) else batch
-    if isinstance(values, list | tuple):
-        for value in values:
-            size = samples_in(value)
-            if size is not None:
-                return size
-    return None

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batches import samples_in
 from .optional import require
-from .recorder import RunRecorder, samples_in
+from .recorder import RunRecorder
 
 transformers = require("transformers", "transformers")
 

@@ -3,18 +3,16 @@ optimizer phases, from blocks long enough for the energy counter (docs/phases.md
 
 A phase's own window lasts milliseconds, shorter than a GPU energy counter's update period,
 so the meter splits it by time (``split``), as if every phase drew the same power. Here, for
-one price key (a model, batch, keep, task and AMP setting: :func:`.plans.price_key`),
-blocks of the run's own steps (:func:`.trainer.train_step`) cut short after the forward, after
-the backward, and whole, each last at least ``MIN_PERIODS`` update periods of the meter's
-slowest source, so each block is read directly. ``REPEATS`` blocks of each kind, interleaved,
-give per-step means, and the phases come from their differences:
+one price key (model, batch, keep, task, AMP: :func:`.plans.price_key`), blocks of the run's
+own steps (:func:`.trainer.train_step`) cut short after the forward, after the backward, and
+whole, each at least ``MIN_PERIODS`` update periods of the meter's slowest source long, so
+each block is read directly. ``REPEATS`` blocks of each kind, interleaved, give per-step
+means, and the phases come from their differences:
 
     forward = F,  backward = FB - F,  optimizer = S - FB
 
-each with a Student t interval (:func:`ssprop_energy.stats.t_interval`: the standard errors of the
-two means in quadrature). A phase whose interval holds 0 is within the calibration's own noise:
-it has no figure, and says so.
-"""
+each with a t interval (:func:`ssprop_energy.stats.t_interval`, the two means' standard errors in
+quadrature). A phase whose interval holds 0 is within the calibration's noise: no figure."""
 
 from __future__ import annotations
 
@@ -380,8 +378,7 @@ def calibrate_sweep_phases(
     those in the sweep folder's phase_calibration.csv are reused, the others measured
     (:func:`measure_blocks`; ``repeats`` and ``min_periods`` default to ``REPEATS`` and
     ``MIN_PERIODS``) in ``meter`` (started; by default one built from the first run's
-    ``energy`` section) and added to the file. With each run's meta.json entry by run
-    id."""
+    ``energy`` section) and added to the file; with each run's meta.json entry by run id."""
     t0 = time.perf_counter()
     plans = [r for r in runs if isinstance(r, RunPlan)]
     plans += plan_sweep([r for r in runs if isinstance(r, RunSpec)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ from ...errors import UserError
 from ...flops import training_flops
 from ...store import (
     CONFIG,
-    LOCK,
     SETTLED,
     EstimateMeta,
     RunClaimed,
@@ -38,10 +36,10 @@ from ..run.build import build_run, init_weights, load_run_data
 from ..run.trainer import RunOutcome, run_training
 from ..runs import RunSpec, plan_runs
 from .progress import Reporter, default_reporter
+from .replace import discard, put_back, remove_if_empty, set_aside
 from .shard import Shard, matrix_table, shard_runs
 from .signals import Terminated, stop_on_signals, stop_signal
 
-REPLACED = ".replaced"  # where --only keeps the old run until the new one ends
 RESULT_COLUMNS = ("run", "status", "epochs", "accuracy", "energy_j", "time_s", "error")
 
 
@@ -280,7 +278,7 @@ def _claim_and_run(
         with lock:
             return _run_claimed(spec, run_dir, position, rerun, reporter, result, recorded, group)
     finally:
-        _remove_if_empty(run_dir)
+        remove_if_empty(run_dir)
 
 
 def _run_claimed(
@@ -310,7 +308,7 @@ def _run_claimed(
             result.skipped.append(spec.run_id)
             reporter.message(f"{tag} already {record.status}: skipped")
             return False
-    replaced = _set_aside(run_dir) if rerun else None
+    replaced = set_aside(run_dir) if rerun else None
     if group is not None:
         group.agree(True)
     reporter.run_started(position[0], position[1], spec, run_dir)
@@ -318,54 +316,14 @@ def _run_claimed(
     try:
         outcome = run_training(spec, run_dir, reporter.step, reporter.epoch, *recorded, group)
     except UserError:
-        _put_back(run_dir, replaced)
+        put_back(run_dir, replaced)
         raise
     finally:
-        _discard(replaced)
+        discard(replaced)
     result.current = None
     result.outcomes.append(outcome)
     reporter.run_ended(outcome)
     return True
-
-
-def _set_aside(run_dir: Path) -> Path | None:
-    """Move the files of a run that ``--only`` retrains (all but its lock) out of the sweep
-    until the new run ends (a bad-input error puts them back, so nothing written is lost)."""
-    entries = [p for p in run_dir.iterdir() if p.name != LOCK]
-    if not entries:
-        return None
-    aside = run_dir.parent / REPLACED / run_dir.name
-    shutil.rmtree(aside, ignore_errors=True)
-    try:
-        aside.mkdir(parents=True)
-        for entry in entries:
-            entry.rename(aside / entry.name)
-    except OSError as exc:
-        raise UserError(f"{run_dir}: cannot replace this run ({exc.strerror})") from None
-    return aside
-
-
-def _put_back(run_dir: Path, aside: Path | None) -> None:
-    if aside is None or not aside.exists():
-        return
-    for entry in run_dir.iterdir():
-        if entry.name != LOCK:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    for entry in aside.iterdir():
-        entry.rename(run_dir / entry.name)
-    aside.rmdir()
-    _remove_if_empty(aside.parent)
-
-
-def _discard(aside: Path | None) -> None:
-    if aside is not None and aside.exists():
-        shutil.rmtree(aside)
-        _remove_if_empty(aside.parent)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
 
 
 def dry_run_table(

@@ -120,10 +120,12 @@ def polarization_loss(model: nn.Module) -> torch.Tensor:
 
     A group is one layer's channel gates, or all block gates together. With ``s_u`` unit
     u's score and ``p_u = sigmoid(s_u)`` its open probability, both averaged over the batch,
-    ``k`` the group's fraction of open decisions (straight-through gradient to each unit's
-    mean score ``s_u``, so to the gate's weights as well as its bias) and ``n`` its number of
-    units, the loss sums over groups ``n |k - target| + POLARIZATION * sum_u 4 p_u (1 - p_u)``:
-    each unit's gradient is the same whatever the size and number of groups
+    ``k`` the group's fraction of open decisions and ``n`` its number of units, the loss sums
+    over groups ``n |k - target| + POLARIZATION * sum_u 4 p_u (1 - p_u)``. ``k``'s gradient
+    goes straight through to each unit's bias ``b_u`` (``d k / d b_u = 1 / n``) and, scaled
+    by the group's distance ``|k - target|``, to the input-dependent part ``W_u . m`` of its
+    score: each unit's gradient is the same whatever the size and number of groups, and the
+    gate weights are pulled towards the target while the group is far from it
     (docs/pruning.md).
     """
     found = [g for g in gates(model).values() if g.scores is not None]
@@ -135,8 +137,10 @@ def polarization_loss(model: nn.Module) -> torch.Tensor:
     for group in (g for g in groups if g):
         scores = torch.cat([g.scores for g in group], dim=1)  # type: ignore[misc]
         opened = (scores > 0).to(scores.dtype).mean(0)
-        mean = scores.mean(0)
-        keep = (opened + mean - mean.detach()).mean()
+        bias = torch.cat([g.logits.bias for g in group])
+        weighed = scores.mean(0) - bias  # the input-dependent part of each unit's score
+        distance = (opened.mean() - group[0].target).abs().detach()
+        keep = (opened + bias - bias.detach() + distance * (weighed - weighed.detach())).mean()
         p = torch.sigmoid(scores).mean(0)
         polarization = (4 * p * (1 - p)).sum()
         terms.append(len(p) * (keep - group[0].target).abs() + POLARIZATION * polarization)

@@ -201,15 +201,15 @@ def gate_warnings(states: pd.DataFrame) -> list[str]:
         problems = []
         if far:
             problems.append(
-                f"keep {kept} of {units} ({kept / units:.2f}), {abs(distance):.2f} "
+                f"{kept} of {units} kept ({kept / units:.2f}), {abs(distance):.2f} "
                 f"{'above' if distance > 0 else 'below'} the target {target:g}"
             )
         if unpolarized:
             problems.append(
-                f"are not polarized (polarization {polarization:.2f} > {POLARIZED:g}: "
+                f"not polarized (polarization {polarization:.2f} > {POLARIZED:g}: "
                 "some gates open for some inputs only)"
             )
-        lines.append(f"{what}: {' and '.join(problems)} at pruning; {BUDGET}")
+        lines.append(f"{what}: {', '.join(problems)} at pruning; {BUDGET}")
     return lines
 
 

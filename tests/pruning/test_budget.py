@@ -102,7 +102,7 @@ def test_a_budget_too_short_warns_with_what_to_change(digits) -> None:  # type: 
     (state,) = states.itertuples()
     assert state.target == 0.5 and state.distance == state.kept / 16 - 0.5 > 0.05
     (line,) = gate_warnings(states)
-    above = f"keep {state.kept} of 16 ({state.kept / 16:.2f}), {state.distance:.2f} above"
+    above = f"{state.kept} of 16 kept ({state.kept / 16:.2f}), {state.distance:.2f} above"
     assert line.startswith(f"gated layer conv1: {above} the target 0.5 at pruning; train the")
     assert "train the gates longer before pruning" in line
     with pytest.warns(GateWarning, match=re.escape(f"gated layer conv1: {above}")):
@@ -119,10 +119,10 @@ def test_the_gated_method_warns_and_notes_a_group_far_from_its_target(digits) ->
         opt.zero_grad()
         loss.backward()
         opt.step()
-    with pytest.warns(GateWarning, match="gated layer conv1: keep"):
+    with pytest.warns(GateWarning, match="gated layer conv1: 16 of 16 kept"):
         method.finalize(model)
     (note,) = method.notes()
-    assert note.startswith("gated layer conv1: keep") and "prune_at_epoch" in note
+    assert note.startswith("gated layer conv1: 16 of 16 kept") and "prune_at_epoch" in note
     assert "distance" in method.tables()["gates.csv"]
 
 
@@ -131,4 +131,5 @@ def test_unpolarized_gates_are_named() -> None:
     (gate,) = [m.gate for m in model.modules() if hasattr(m, "gate")]
     gate.open_fraction.copy_(torch.tensor([0.6] * 8 + [0.4] * 8))  # keeps 8: on target
     (line,) = gate_warnings(gate_states(model))
-    assert "are not polarized (polarization 0.80 > 0.1" in line and "keep 8" not in line
+    assert line.startswith("gated layer conv1: not polarized (polarization 0.80 > 0.1: some")
+    assert "kept" not in line

@@ -10,6 +10,7 @@ registered by name with :func:`register_method` (or through the entry point grou
     loss = task loss + method.extra_loss(model)   # optional extra term (None: none)
     model = method.finalize(model)                # once, after the last epoch
     method.tables()                               # files the method adds to the run folder
+    method.notes()                                # lines for the run's notes (meta.json)
 
 A method that changes the model during training (pruning) returns the changed model from
 ``start_epoch``; the trainer then builds a fresh optimizer for it. ``state_dict`` goes into
@@ -112,6 +113,11 @@ class Method:
     def tables(self) -> dict[str, pd.DataFrame]:
         """Tables to store in the run folder once training ended, by file name."""
         return {}
+
+    def notes(self) -> list[str]:
+        """Lines for the run's ``notes`` once training ended: what the run should know about
+        how the method went (e.g. gates pruned before they reached their target)."""
+        return []
 
     def mean_keep_planned(self, steps_per_epoch: int) -> float:
         """The mean keep over the planned run."""

@@ -16,7 +16,9 @@ from ..pruning import (
     check_target,
     consensus,
     gate_states,
+    gate_warnings,
     polarization_loss,
+    warn_gates,
 )
 from ..pruning import prune_with as prune_by
 from ..store import GATES
@@ -85,6 +87,7 @@ class Gating:
 
     def _prune(self, model: nn.Module) -> nn.Module:
         self.states = gate_states(model)
+        warn_gates(self.states, stacklevel=3)  # far from the target or not polarized
         self.masks = consensus(model)
         return prune_by(model, self.masks)
 
@@ -112,6 +115,13 @@ class Gating:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {GATES: self.states} if not self.states.empty else {}
+
+    def notes(self) -> list[str]:
+        """A line per gated group that was far from its target keep or not polarized when
+        it was pruned, with what to change (``gate_warnings``)."""
+        if self.states.empty or "distance" not in self.states:  # a checkpoint from before
+            return []
+        return gate_warnings(self.states)
 
 
 @register_method

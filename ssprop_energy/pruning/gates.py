@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-INIT_OPEN = 1.0  # mean initial score: every gate starts open (scores uniform in (0, 2))
+INIT_OPEN = 0.5  # mean initial score: every gate starts open (scores uniform in (0, 1))
 MOMENTUM = 0.1  # of the running open fraction, as BatchNorm's default
 
 

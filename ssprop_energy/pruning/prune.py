@@ -9,6 +9,7 @@ import torch
 from torch import fx, nn
 
 from .gates import BlockGate, GatedInput, gates
+from .gating import gate_states, warn_gates
 from .graph import split_residual
 
 Masks = dict[str, torch.Tensor]  # gated layer or block name -> units kept (bool)
@@ -25,7 +26,12 @@ def prune_gated(model: nn.Module) -> nn.Module:
     Each closed channel leaves its producing convolution, the per-channel layers after it
     and the consuming convolution's input; a closed block keeps only its shortcut. In eval
     mode the result computes what the gated model computes (the gates then apply the same
-    consensus). The model's mode and parameters' ``requires_grad`` are kept."""
+    consensus). The model's mode and parameters' ``requires_grad`` are kept.
+
+    A ``GateWarning`` says which groups are far from their target keep or not polarized
+    (:func:`~ssprop_energy.pruning.gating.gate_warnings`): pruning them now keeps what their
+    gates decide so far, not the target."""
+    warn_gates(gate_states(model), stacklevel=2)
     return prune_with(copy.deepcopy(model), consensus(model))
 
 

@@ -32,7 +32,8 @@ def test_gated_prunes_at_its_epoch_and_stores_its_gates(tmp_path: Path) -> None:
         assert forward[0] == forward[1] > forward[2] == forward[3]  # pruned before epoch 2
         gates = pd.read_csv(run.path / "gates.csv")
         assert list(gates.columns) == [
-            "layer", "level", "channels", "kept", "open_fraction", "polarization"
+            "layer", "level", "channels", "kept", "open_fraction", "polarization", "target",
+            "distance",
         ]  # fmt: skip
         assert gates["kept"].le(gates["channels"]).all()
     label = {r.meta.method: r.meta.method_label for r in load_sweep(tmp_path / "runs/tiny")}

@@ -115,8 +115,8 @@ class Method:
         return {}
 
     def notes(self) -> list[str]:
-        """Lines for the run's ``notes`` once training ended: what the run should know about
-        how the method went (e.g. gates pruned before they reached their target)."""
+        """Lines for the run's ``method_notes`` once training ended: what the run should know
+        about how the method went (e.g. gates pruned before they reached their target)."""
         return []
 
     def mean_keep_planned(self, steps_per_epoch: int) -> float:

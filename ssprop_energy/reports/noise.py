@@ -85,6 +85,8 @@ def run_noise(record: RunRecord, name: str) -> tuple[dict[str, Any], list[str]]:
     faults = record.meta.notes
     if faults:
         flags.append(f"faults while measuring: {name}: " + "; ".join(str(f) for f in faults))
+    if record.meta.method_notes:
+        flags.append(f"method: {name}: " + "; ".join(record.meta.method_notes))
     columns = {
         "cpu_load_other": load,
         "cpu_load_other_max": load_max,

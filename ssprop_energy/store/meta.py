@@ -121,7 +121,9 @@ class RunMeta:
     that failed before its model was built. ``estimate``, ``phase_calibration`` and
     ``distributed`` are None for a run without them. ``notes``: what went wrong while
     metering a run that went on (a recorded run's metering faults), one line each.
-    ``format``: the layout of the file (``FORMAT``)."""
+    ``method_notes``: what the method says about how it went (``Method.notes``: gates far
+    from their target at pruning), one line each. ``format``: the layout of the file
+    (``FORMAT``)."""
 
     run_id: str
     sweep: str
@@ -149,6 +151,7 @@ class RunMeta:
     finished_at: str | None = None
     estimate: EstimateMeta | None = None
     notes: list[str] = field(default_factory=list)
+    method_notes: list[str] = field(default_factory=list)
     distributed: DistributedMeta | None = None
     phase_calibration: PhaseCalibrationMeta | None = None
     format: int = FORMAT

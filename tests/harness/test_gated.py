@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from ssprop_energy.cli import app
 from ssprop_energy.harness.run import trainer
+from ssprop_energy.reports import sweep_report
 from ssprop_energy.store import load_sweep
 from tests.support.harness_configs import write_config
 
@@ -88,3 +89,20 @@ def test_bad_gated_settings_are_one_line(tmp_path: Path, entry: dict, message: s
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_gates_pruned_far_from_their_target_are_noted_and_flagged(tmp_path: Path) -> None:
+    early = {"name": "gated", "target_keep": 0.25, "prune_at_epoch": 1}
+    config = write_config(tmp_path, model=MODEL, train={"epochs": 2, "lr": 1e-4}, methods=[early])
+    result = runner.invoke(app, ["profile", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    (run,) = load_sweep(tmp_path / "runs" / "tiny")
+    gates = pd.read_csv(run.path / "gates.csv")
+    far = gates[gates["distance"] > 0.05]
+    assert len(far) and len(run.meta.method_notes) == len(far)
+    for layer, note in zip(far["layer"], run.meta.method_notes, strict=True):
+        assert layer in note and "train the gates longer" in note
+    report = sweep_report(tmp_path / "runs" / "tiny")
+    assert report is not None
+    flagged = [f for f in report.flags if f.startswith("method: ")]
+    assert flagged and all(layer in flagged[0] for layer in far["layer"])

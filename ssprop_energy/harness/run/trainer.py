@@ -364,6 +364,7 @@ def _train(
         if session.end_epoch(row, epoch, stored, on_epoch):
             break
     ctx.model = ctx.method.finalize(ctx.model)
+    session.meta.method_notes = ctx.method.notes()
     session.on_writer(lambda: _write_tables(session, spec, ctx, meter))
     session.stop_meter()
     if spec.save_weights:

@@ -1,0 +1,106 @@
+"""The controlled comparison (docs/controlled.md): a run's stored epochs are the same with it
+on and off, an injected slowdown is measured within its interval, and it stops by precision
+or by budget as configured."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ssprop_energy import load_config, run_sweep
+from ssprop_energy.cli import app
+from ssprop_energy.stats import ratio_interval
+from ssprop_energy.store import BLOCKS, ComparisonMeta, RunRecord, StoreDamaged, load_sweep
+from ssprop_energy.store.checks import check_blocks
+from tests.support.harness_configs import tiny_config, write_config
+from tests.support.slow_method import register
+
+MEASURED = ("time_s", "energy_j", "emissions_kg", "cpu_", "provenance_")
+"""Epoch columns that are measurements (never the same twice); the rest must be equal."""
+
+
+def _sweep(tmp_path: Path, **overrides: Any) -> list[RunRecord]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, **overrides)))
+    cfg = load_config(path)
+    run_sweep(cfg)
+    return load_sweep(cfg.sweep_dir)
+
+
+def _compared(records: list[RunRecord]) -> tuple[RunRecord, ComparisonMeta]:
+    (record,) = [r for r in records if r.meta.comparison is not None]
+    assert record.meta.comparison is not None
+    return record, record.meta.comparison
+
+
+def test_stored_epochs_are_the_same_with_the_comparison_on_and_off(tmp_path: Path) -> None:
+    common: dict[str, Any] = {"train": {"epochs": 2}, "data": {"samples": 160}}
+    on = _sweep(tmp_path / "on", comparison={"enabled": True, "budget": 1.0}, **common)
+    off = _sweep(tmp_path / "off", **common)
+    assert [r.run_id for r in on] == [r.run_id for r in off]
+    record, state = _compared(on)
+    assert state.pairs >= 2 and (record.path / BLOCKS).exists()
+    for a, b in zip(on, off, strict=True):
+        kept = [c for c in a.epochs.columns if not c.startswith(MEASURED)]
+        assert "flops_backward" in kept and "accuracy" in kept and "train_loss" in kept
+        pd.testing.assert_frame_equal(a.epochs[kept], b.epochs[kept])
+    assert all(r.meta.comparison is None for r in off)
+
+
+def test_an_injected_slowdown_is_measured_within_its_interval(tmp_path: Path) -> None:
+    register()
+    fraction = 0.5
+    records = _sweep(
+        tmp_path,
+        model={"name": "cnn", "kwargs": {"depth": 3, "width": 16}},
+        data={"samples": 480, "image_size": 16},
+        train={"epochs": 2},
+        methods=[{"name": "dense"}, {"name": "sleepy", "fraction": fraction}],
+        comparison={"enabled": True, "budget": 1.0, "block_steps": 3, "precision": 0.02},
+    )
+    _, state = _compared(records)
+    interval = ratio_interval(math.exp(v) for v in state.time_log_ratios)
+    assert state.pairs >= 3 and interval.exists
+    assert interval.low <= 1.0 + fraction <= interval.high, interval
+
+
+def test_it_stops_by_precision_or_by_budget_as_configured(tmp_path: Path) -> None:
+    loose = {"enabled": True, "budget": 1.0, "precision": 0.5, "min_pairs": 3}
+    _, state = _compared(_sweep(tmp_path / "precision", comparison=loose, data={"samples": 480}))
+    assert state.stop == "precision" and state.pairs >= 3
+
+    def width(pairs: int) -> float:
+        ratios = (math.exp(v) for v in state.time_log_ratios[:pairs])
+        return ratio_interval(ratios).relative_half_width
+
+    assert width(state.pairs) <= 0.5
+    assert state.pairs == 3 or width(state.pairs - 1) > 0.5
+    tight = {"enabled": True, "budget": 0.05, "precision": 0.001}
+    _, state = _compared(_sweep(tmp_path / "budget", comparison=tight, data={"samples": 320}))
+    assert state.stop == "budget"
+    one_block = state.extra_time_s / max(state.pairs, 1)
+    assert state.extra_time_s <= 0.05 * state.train_time_s + one_block
+
+
+def test_a_bad_comparison_value_is_one_error_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, comparison={"precision": 0})
+    result = CliRunner().invoke(app, ["profile", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "comparison.precision" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_blocks_csv_is_checked(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        [{"epoch": 0, "block": 0, "arm": "other", "order": 0, "steps": 1, "samples": 4,
+          "time_s": 0.1, "energy_j": 1.0, "provenance": "estimated"}]
+    )  # fmt: skip
+    with pytest.raises(StoreDamaged, match="arm 'other'"):
+        check_blocks(frame, tmp_path / BLOCKS)

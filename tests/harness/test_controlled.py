@@ -69,6 +69,15 @@ def test_an_injected_slowdown_is_measured_within_its_interval(tmp_path: Path) ->
     interval = ratio_interval(math.exp(v) for v in state.time_log_ratios)
     assert state.pairs >= 3 and interval.exists
     assert interval.low <= 1.0 + fraction <= interval.high, interval
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "runs" / "tiny"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "controlled (paired blocks inside the run" in result.output
+    (row,) = pd.read_csv(out / "methods.csv").query("method == 'sleepy'").to_dict("records")
+    assert row["controlled_pairs"] == state.pairs
+    low, high = row["time_saving_controlled_pct_ci_low"], row["time_saving_controlled_pct_ci_high"]
+    assert low <= -fraction * 100 <= high
+    assert row["time_controlled_mde_pct"] > 0
 
 
 def test_it_stops_by_precision_or_by_budget_as_configured(tmp_path: Path) -> None:

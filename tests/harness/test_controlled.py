@@ -113,3 +113,36 @@ def test_blocks_csv_is_checked(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(StoreDamaged, match="arm 'other'"):
         check_blocks(frame, tmp_path / BLOCKS)
+
+
+def test_a_resumed_run_keeps_the_blocks_of_its_stored_epochs(tmp_path: Path, monkeypatch) -> None:
+    from ssprop_energy.harness.run import trainer
+
+    overrides: dict[str, Any] = {
+        "train": {"epochs": 3},
+        "data": {"samples": 160},
+        "comparison": {"enabled": True, "budget": 1.0, "precision": 0.001},
+    }
+    config = write_config(tmp_path, **overrides)
+    real = trainer.train_epoch
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> dict[str, Any]:  # second run, third epoch
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_epoch", flaky)
+    assert CliRunner().invoke(app, ["profile", str(config), "--quiet"]).exit_code == 130
+    monkeypatch.setattr(trainer, "train_epoch", real)
+    sweep = tmp_path / "runs" / "tiny"
+    (stopped,) = [r for r in load_sweep(sweep) if r.status == "interrupted"]
+    kept = pd.read_csv(stopped.path / BLOCKS)
+    assert set(kept["epoch"]) == {0, 1}
+    assert CliRunner().invoke(app, ["profile", str(config), "--quiet"]).exit_code == 0
+    record, state = _compared(load_sweep(sweep))
+    blocks = pd.read_csv(record.path / BLOCKS)
+    assert set(blocks["epoch"]) == {0, 1, 2} and state.pairs == len(blocks) // 2
+    pd.testing.assert_frame_equal(blocks[blocks["epoch"] < 2], kept)
+    assert blocks["block"].tolist() == sorted(blocks["block"].tolist())

@@ -30,7 +30,7 @@ from ...methods import DenseConfig, method_label
 from ...profilers import EnergyMeter
 from ...provenance import UNAVAILABLE, combine_sources
 from ...stats import ratio_interval
-from ...store import ARMS, BLOCKS_COLUMNS, ComparisonMeta, RunStore, source_column
+from ...store import ARMS, BLOCKS_COLUMNS, PHASES, ComparisonMeta, RunStore, source_column
 from ...tasks import Batch
 from ..runs import RunSpec
 from .build import RunContext, build_run
@@ -94,6 +94,8 @@ class Comparison:
         with kept_rng(ctx.device):
             self.shadow = build_run(self.spec, data=ctx.data, device=ctx.device)
         self.step = step
+        amp = self.spec.train.amp and ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
         self.meta = ComparisonMeta(
             baseline_run=self.spec.run_id,
             baseline_method=self.spec.label,
@@ -186,15 +188,17 @@ class Comparison:
         """The shadow's steps on ``chunk`` under a kept random state; an error's text, or
         ``""``. Its windows go to a throwaway accumulator: never to the run's epoch."""
         epoch, step = position
-        shadow = self.shadow
-        scaler = torch.amp.GradScaler(shadow.device.type, enabled=False)
         acc = EpochAccumulator(epoch)
         it = iter(chunk)
         try:
-            with kept_rng(shadow.device):
+            with kept_rng(self.shadow.device):
                 for i in range(len(chunk)):
-                    self.step(shadow, self.spec, meter, acc, scaler, it, (epoch, step + i))
+                    position = (epoch, step + i)
+                    self.step(self.shadow, self.spec, meter, acc, self.scaler, it, position)
         except Exception as exc:  # the shadow's failure stops the comparison, not the run
+            for phase in PHASES:  # a window the failed step left open
+                with contextlib.suppress(ValueError):
+                    meter.end(phase)
             return f"{type(exc).__name__}: {exc}"
         return ""
 

@@ -58,4 +58,3 @@ def test_ddpm_digits_is_the_promised_comparison() -> None:
     dense, sparse = cfg.methods
     assert dense.name == "dense"
     assert isinstance(sparse, SSPropConfig) and (sparse.keep, sparse.interleave) == (0.2, True)
-    assert cfg.comparison.enabled and cfg.comparison.budget == 0.25

@@ -146,3 +146,30 @@ def test_a_resumed_run_keeps_the_blocks_of_its_stored_epochs(tmp_path: Path, mon
     assert set(blocks["epoch"]) == {0, 1, 2} and state.pairs == len(blocks) // 2
     pd.testing.assert_frame_equal(blocks[blocks["epoch"] < 2], kept)
     assert blocks["block"].tolist() == sorted(blocks["block"].tolist())
+
+
+def test_a_failing_shadow_stops_the_comparison_not_the_run(tmp_path: Path, monkeypatch) -> None:
+    from ssprop_energy.harness.run import controlled
+
+    real = controlled.build_run
+
+    def failing_shadow(*args: Any, **kwargs: Any) -> Any:
+        ctx = real(*args, **kwargs)
+        loss, calls = ctx.task.loss, {"n": 0}
+
+        def loss_then_fail(*a: Any, **k: Any) -> Any:
+            calls["n"] += 1  # the first call is the shadow's warm-up
+            if calls["n"] > 1:
+                raise RuntimeError("the shadow broke")
+            return loss(*a, **k)
+
+        ctx.task.loss = loss_then_fail  # type: ignore[method-assign]
+        return ctx
+
+    monkeypatch.setattr(controlled, "build_run", failing_shadow)
+    on = {"enabled": True, "budget": 1.0}
+    records = _sweep(tmp_path, comparison=on, data={"samples": 160})
+    assert [r.status for r in records] == ["finished", "finished"]
+    _, state = _compared(records)
+    assert state.stop == "stopped: the shadow failed (RuntimeError: the shadow broke)"
+    assert state.pairs == 0

@@ -250,7 +250,10 @@ def start_comparison(
     prior = float(epochs["time_s"].iloc[:kept].sum()) if not epochs.empty else 0.0
     step, warm_up = steps
     comparison = Comparison(spec, ctx, step, blocks, prior)
-    warm_up(comparison.shadow, comparison.spec)
+    try:
+        warm_up(comparison.shadow, comparison.spec)
+    except Exception as exc:  # the shadow's failure stops the comparison, not the run
+        comparison.meta.stop = f"stopped: the shadow failed ({type(exc).__name__}: {exc})"
     return comparison
 
 

@@ -63,3 +63,31 @@ def test_a_missing_difference_leaves_every_figure_empty() -> None:
     for values in ([1.0, math.nan, 3.0], []):
         interval = paired_interval(values)
         assert math.isnan(interval.mean) and not interval.exists
+
+
+def test_ratio_interval_is_the_exponentiated_interval_of_the_log_ratios() -> None:
+    import math
+
+    from ssprop_energy.stats import paired_interval, ratio_interval
+
+    ratios = [0.8, 0.85, 0.78, 0.82]
+    logs = paired_interval([math.log(r) for r in ratios])
+    got = ratio_interval(ratios)
+    assert math.isclose(got.ratio, math.exp(logs.mean))
+    assert math.isclose(got.low, math.exp(logs.low)) and math.isclose(got.high, math.exp(logs.high))
+    assert got.relative_half_width == (got.high - got.low) / 2 / got.ratio
+    assert math.isnan(ratio_interval([0.9]).low) and math.isnan(ratio_interval([1.0, 0.0]).ratio)
+
+
+def test_detectable_effect_and_pairs_needed_agree() -> None:
+    import math
+
+    from ssprop_energy.stats import detectable_log_effect, pairs_needed
+
+    sd = 0.1
+    n = pairs_needed(sd, 0.05)
+    assert n is not None and n > 2
+    assert detectable_log_effect(sd, n) <= 0.05 < detectable_log_effect(sd, n - 1)
+    # the normal approximation: (1.96 + 0.84)^2 * (sd / effect)^2, a little below the t answer
+    assert n >= math.ceil((1.96 + 0.8416) ** 2 * (sd / 0.05) ** 2)
+    assert pairs_needed(math.nan, 0.05) is None and math.isnan(detectable_log_effect(sd, 1))

@@ -78,6 +78,17 @@ class EnergyConfig(_Section):
     phase_calibration: bool = False
 
 
+class ComparisonConfig(_Section):
+    """Controlled comparison (docs/controlled.md): paired blocks of a non-baseline run's own
+    steps against a shadow of the dense baseline, inside its epochs."""
+
+    enabled: bool = False
+    block_steps: int = Field(2, ge=1)
+    precision: float = Field(0.03, gt=0.0, lt=1.0)
+    budget: float = Field(0.03, gt=0.0, le=1.0)
+    min_pairs: int = Field(3, ge=2)
+
+
 TRAIN_BATCH = "train"
 """In ``inference.batch_sizes``: the run's training batch size (``data.batch_size``)."""
 
@@ -142,6 +153,7 @@ class ProfileConfig(_Section):
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
     stop_at_target: bool = False
     save_weights: bool = False

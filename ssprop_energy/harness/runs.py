@@ -16,6 +16,7 @@ from ..methods import MethodConfig, method_label
 from ..tasks import TaskConfig
 from .config import (
     SWEEP_ALIASES,
+    ComparisonConfig,
     EnergyConfig,
     InferenceConfig,
     ModelConfig,
@@ -28,7 +29,8 @@ from .config import (
 @dataclass(frozen=True)
 class RunSpec:
     """Everything one run needs; ``run_id`` hashes all of it but the output folder, the
-    inference measurement and the phase calibration (which do not change training)."""
+    inference measurement, the phase calibration and the controlled comparison (which do
+    not change training)."""
 
     sweep: str
     method: MethodConfig
@@ -44,6 +46,10 @@ class RunSpec:
     save_weights: bool
     init_run: str | None = None  # the run whose final weights this one starts from
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
+    baseline: MethodConfig | None = None
+    """The sweep's baseline method (its first ``dense`` entry), which a controlled
+    comparison's shadow trains as; None: plain ``dense``."""
 
     @property
     def label(self) -> str:
@@ -107,6 +113,7 @@ def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
     ]
     resolved = [_apply_setup(cfg, setup, source) for setup in grid]
     sources = {m.init_from for m in cfg.methods if m.init_from}
+    baseline = next((m for m in cfg.methods if m.name == "dense"), None)
     runs = []
     for seed in cfg.seeds:
         for i in _spread(len(grid)):
@@ -129,6 +136,8 @@ def plan_runs(cfg: ProfileConfig, source: str = "config") -> list[RunSpec]:
                     save_weights=cfg.save_weights or label in sources,
                     init_run=by_label[method.init_from].run_id if method.init_from else None,
                     inference=cfg.inference,
+                    comparison=cfg.comparison,
+                    baseline=baseline,
                 )
                 by_label[label] = spec
                 runs.append(spec)

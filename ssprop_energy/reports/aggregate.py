@@ -16,11 +16,12 @@ from ..provenance import across_runs
 from ..stats import paired_interval
 from ..store import FINISHED, NO_SETUP
 from .compare import CHANGES, RELATIVE_CHANGES, SAVINGS
+from .controlled import RUN_COLUMNS, method_columns
 from .runs import TO_TARGET
 
 GROUP = ["method", "method_label", "model", "dataset", "setup"]
 SWEEP = ["method_label", "model", "dataset"]
-NOT_METRICS = {"seed", "epochs_planned", "target_accuracy"}
+NOT_METRICS = {"seed", "epochs_planned", "target_accuracy", *RUN_COLUMNS}
 PRIMARY = ("primary_metric", "primary_higher_is_better")
 """The task's primary metric and its direction: one per method group (one task)."""
 PAIRED = (*SAVINGS, *CHANGES, *RELATIVE_CHANGES)
@@ -81,6 +82,9 @@ def method_table(summary: pd.DataFrame) -> pd.DataFrame:
                     row[f"{column}_ci_low"], row[f"{column}_ci_high"] = interval.low, interval.high
             elif column.startswith("provenance"):
                 row[column] = across_runs(included[column]) if len(included) else ""
+        if "controlled_stop" in group:
+            baselines = summary[summary["run"].isin(group["baseline_run"])]
+            row.update(method_columns(group, baselines))
         rows.append(row)
     return pd.DataFrame(rows)
 

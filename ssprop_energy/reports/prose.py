@@ -12,6 +12,7 @@ import pandas as pd
 from ..provenance import ESTIMATED, UNAVAILABLE, is_mixed
 from ..stats import LEVEL, TEST, Interval
 from ..store import FINISHED, NO_SETUP, PROVENANCE, RunRecord, source_column
+from . import controlled
 from .aggregate import GROUP, SWEEP
 
 
@@ -87,8 +88,10 @@ def _method_line(row: pd.Series, baseline: str, sources: Sequence[str], busy: bo
         if pairs > 1
         else f"{seeds}: no interval (it needs two or more)"
     )
+    paired = controlled.headline(row)
+    totals = "" if paired is None else f"{paired}; run totals (uncontrolled, whole runs): "
     line = (
-        f"{row['method_label']}{where} vs {baseline}: saves "
+        f"{row['method_label']}{where} vs {baseline}: {totals}saves "
         f"{_pct(row['flops_backward_saving_pct_mean'])} backward FLOPs, "
         f"{_pct(row['time_saving_pct_mean'])} time{_paren(time_ci)}, "
         f"{_pct(row['energy_saving_pct_mean'])} energy{_paren(*energy_how)}; "

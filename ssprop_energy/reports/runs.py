@@ -32,6 +32,7 @@ from ..store import (
     setup_label,
     source_column,
 )
+from . import controlled
 
 SUMMED_PREFIXES = ("time_s", "energy_j", "emissions_kg", "flops_", "steps")
 CUMULATIVE = ("time_s", "energy_j", "emissions_kg", "flops_total")
@@ -198,6 +199,7 @@ def summarize_run(record: RunRecord, target: float | None) -> dict[str, Any]:
     row.update(_inference(record))
     row.update(_prediction(meta, row, record.status))
     row.update(_to_target(epochs, target, record.status))
+    row.update(controlled.run_columns(meta))
     row["path"] = str(record.path)
     return row
 

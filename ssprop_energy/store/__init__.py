@@ -11,6 +11,7 @@ from .atomic import (
 from .lock import LOCK_REFRESH_S, LOCK_STALE_AFTER_S, LockInfo, RunClaimed, RunLock, live_holder
 from .meta import (
     FORMAT,
+    ComparisonMeta,
     DistributedMeta,
     EnergyMeta,
     EnvironmentMeta,
@@ -46,6 +47,9 @@ from .records import (
     write_matrix,
 )
 from .schema import (
+    ARMS,
+    BLOCKS,
+    BLOCKS_COLUMNS,
     CALIBRATION,
     CHECKPOINT,
     CONFIG,
@@ -92,6 +96,9 @@ from .schema import (
 )
 
 __all__ = [
+    "ARMS",
+    "BLOCKS",
+    "BLOCKS_COLUMNS",
     "CALIBRATION",
     "CHECKPOINT",
     "CONFIG",
@@ -133,6 +140,7 @@ __all__ = [
     "SKETCH_BINS",
     "WEIGHTS",
     "Chunk",
+    "ComparisonMeta",
     "DistributedMeta",
     "EnergyMeta",
     "EnvironmentMeta",

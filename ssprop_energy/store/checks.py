@@ -11,6 +11,9 @@ import pandas as pd
 
 from ..errors import UserError
 from .schema import (
+    ARMS,
+    BLOCKS_COLUMNS,
+    BLOCKS_TEXT_COLUMNS,
     ESTIMATE_RECORDED,
     ESTIMATE_TEXT_COLUMNS,
     GATES_COLUMNS,
@@ -81,6 +84,19 @@ def check_sampling(frame: pd.DataFrame, path: Path) -> None:
     """sampling.csv's schema: its columns, numbers but for the provenance label."""
     _required(frame, path, SAMPLING_COLUMNS)
     _numeric(frame, path, SAMPLING_TEXT_COLUMNS)
+
+
+def check_blocks(frame: pd.DataFrame, path: Path) -> None:
+    """blocks.csv's schema: its columns, numbers but for the text columns, arms ``run`` and
+    ``baseline`` only, each block's arm once."""
+    _required(frame, path, BLOCKS_COLUMNS)
+    _numeric(frame, path, BLOCKS_TEXT_COLUMNS)
+    unknown = frame.loc[~frame["arm"].isin(ARMS), "arm"]
+    if len(unknown):
+        raise StoreDamaged(f"{path}: arm {unknown.iloc[0]!r} is not one of {', '.join(ARMS)}")
+    twice = frame[frame.duplicated(["block", "arm"])]
+    if len(twice):
+        raise StoreDamaged(f"{path}: block {twice.iloc[0]['block']} appears twice")
 
 
 def check_estimate(frame: pd.DataFrame, path: Path) -> None:

@@ -115,15 +115,38 @@ class PhaseCalibrationMeta:
 
 
 @dataclass
+class ComparisonMeta:
+    """meta.json's ``comparison``: a controlled comparison's state (docs/controlled.md).
+    ``time_log_ratios`` and ``energy_log_ratios``: one natural log of run / baseline per
+    block pair, per step (None where a pair has no energy figure); ``stop``: ``precision``
+    (the interval reached the target), ``budget`` (the run ended with the budget as the
+    limit) or ``stopped: <why>``; ``extra_time_s``: the shadow's seconds, ``train_time_s``:
+    the run's own seconds so far."""
+
+    baseline_run: str
+    baseline_method: str
+    design: str
+    block_steps: int
+    precision: float
+    budget: float
+    pairs: int = 0
+    stop: str = "budget"
+    extra_time_s: float = 0.0
+    train_time_s: float = 0.0
+    time_log_ratios: list[float] = field(default_factory=list)
+    energy_log_ratios: list[float | None] = field(default_factory=list)
+
+
+@dataclass
 class RunMeta:
     """A run's meta.json (docs/store.md), typed. ``error`` is one line for ``failed`` and
     ``diverged`` runs. ``mean_keep_planned`` is None and ``flops_per_step`` empty for a run
-    that failed before its model was built. ``estimate``, ``phase_calibration`` and
-    ``distributed`` are None for a run without them. ``notes``: what went wrong while
-    metering a run that went on (a recorded run's metering faults), one line each.
-    ``method_notes``: what the method says about how it went (``Method.notes``: gates far
-    from their target at pruning), one line each. ``format``: the layout of the file
-    (``FORMAT``)."""
+    that failed before its model was built. ``estimate``, ``phase_calibration``,
+    ``distributed`` and ``comparison`` are None for a run without them. ``notes``: what
+    went wrong while metering a run that went on (a recorded run's metering faults), one
+    line each. ``method_notes``: what the method says about how it went (``Method.notes``:
+    gates far from their target at pruning), one line each. ``format``: the layout of the
+    file (``FORMAT``)."""
 
     run_id: str
     sweep: str
@@ -154,6 +177,7 @@ class RunMeta:
     method_notes: list[str] = field(default_factory=list)
     distributed: DistributedMeta | None = None
     phase_calibration: PhaseCalibrationMeta | None = None
+    comparison: ComparisonMeta | None = None
     format: int = FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -167,7 +191,14 @@ caller's module."""
 
 _ENTRIES: dict[Any, TypeAdapter[Any]] = {
     kind: TypeAdapter(kind)
-    for kind in (EnergyMeta, EnvironmentMeta, EstimateMeta, DistributedMeta, PhaseCalibrationMeta)
+    for kind in (
+        EnergyMeta,
+        EnvironmentMeta,
+        EstimateMeta,
+        DistributedMeta,
+        PhaseCalibrationMeta,
+        ComparisonMeta,
+    )
 } | {RunMeta: META_SCHEMA}
 
 

@@ -20,6 +20,7 @@ from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_wr
 from .checks import (
     StoreConflict,
     StoreDamaged,
+    check_blocks,
     check_epochs,
     check_estimate,
     check_gates,
@@ -34,6 +35,7 @@ from .meta import META_SCHEMA, EstimateMeta, RunMeta
 from .migrate import UnknownFormat, migrate_meta
 from .power import PowerTraceDamaged, PowerWriter, StoredTrace
 from .schema import (
+    BLOCKS,
     DAMAGED,
     EPOCHS,
     ESTIMATE,
@@ -332,6 +334,13 @@ class RunStore:
         """The writer of the run's power chunks, continuing after ``epochs_kept`` stored
         epochs (later chunks are removed: their epochs are trained again)."""
         return PowerWriter(self.path, epochs_kept)
+
+    def read_blocks(self) -> pd.DataFrame:
+        """blocks.csv, checked (a controlled comparison's blocks; empty without one)."""
+        return read_csv(self.path / BLOCKS, check_blocks)
+
+    def write_blocks(self, blocks: pd.DataFrame) -> None:
+        atomic_write_csv(self.path / BLOCKS, blocks)
 
     def write_inference(self, inference: pd.DataFrame) -> None:
         atomic_write_csv(self.path / INFERENCE, inference)

@@ -42,6 +42,24 @@ SAMPLING_COLUMNS = (
     "j_per_64",
 )
 """A generation run's metered sampling, one row per epoch that drew samples (docs/store.md)."""
+BLOCKS = "blocks.csv"
+BLOCKS_COLUMNS = (
+    "epoch",
+    "block",
+    "arm",
+    "order",
+    "steps",
+    "samples",
+    "time_s",
+    "energy_j",
+    "provenance",
+)
+"""A controlled comparison's blocks, one row per arm of each block pair (docs/store.md);
+beside them one energy and provenance column per source."""
+BLOCKS_TEXT_COLUMNS = ("arm", PROVENANCE)
+"""Columns (and column prefixes) of blocks.csv that hold text; the rest hold numbers."""
+ARMS = ("run", "baseline")
+"""The arms of a block pair: the run's own steps, and the baseline's shadow steps."""
 SAMPLES_DIR = "samples"
 """A generation run's sample grids: ``samples/epoch-<n>.png``, n from 1 (docs/store.md)."""
 FD_CLASSIFIER_DIR = "fd-classifier"

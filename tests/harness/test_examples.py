@@ -34,6 +34,7 @@ def test_quickstart_is_the_promised_comparison() -> None:
     dense, sparse = cfg.methods
     assert dense.name == "dense"
     assert isinstance(sparse, SSPropConfig) and (sparse.keep, sparse.interleave) == (0.2, True)
+    assert cfg.comparison.enabled and cfg.comparison.budget == 0.25
     table = dry_run_table(cfg)
     assert len(table) == 4
     keep = dict(zip(table["method"], table["mean_keep"], strict=False))

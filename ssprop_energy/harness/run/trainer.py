@@ -35,6 +35,7 @@ from ..runs import RunSpec
 from .build import RunContext, build_run, init_weights, step_flops
 from .checkpoint import load_checkpoint, resume_point, save_checkpoint
 from .contention import CpuContention
+from .controlled import Comparison, start_comparison
 from .epoch import EpochAccumulator
 from .inference import measure_inference
 from .metering import build_meter
@@ -176,8 +177,11 @@ def train_epoch(
     meter: EnergyMeter,
     epoch: int,
     on_step: Callable[[StepInfo], None] | None = None,
+    comparison: Comparison | None = None,
 ) -> dict[str, Any]:
-    """One epoch of training plus evaluation; returns its store row (without run_id)."""
+    """One epoch of training plus evaluation; returns its store row (without run_id).
+    ``comparison``: the run's controlled comparison, whose blocks train some of the steps
+    (:mod:`.controlled`); the shadow's seconds are not the epoch's."""
     changed = ctx.method.start_epoch(ctx.model, epoch)
     if changed is not None:
         ctx.replace_model(changed)
@@ -189,19 +193,26 @@ def train_epoch(
     ctx.model.train()
     shard = data.train_batches(spec.data.batch_size, epoch, spec.seed, ctx.part)
     batches = _on_device(shard, ctx.device)
-    for step in range(steps):
-        keep, loss_value = train_step(ctx, spec, meter, acc, scaler, batches, (epoch, step))
-        if on_step is not None:
-            on_step(StepInfo(epoch, step, steps, keep, loss_value, acc.mean_power_w()))
+    step = 0
+    while step < steps:
+        if comparison is not None and comparison.due(step, steps):
+            done = comparison.block(ctx, spec, meter, acc, scaler, batches, (epoch, step))
+        else:
+            done = [train_step(ctx, spec, meter, acc, scaler, batches, (epoch, step))]
+        for keep, loss_value in done:
+            if on_step is not None:
+                on_step(StepInfo(epoch, step, steps, keep, loss_value, acc.mean_power_w()))
+            step += 1
     meter.begin("eval")
     if ctx.share_buffers is not None:
         ctx.share_buffers(ctx.model)
     evaluation = evaluate_metrics(ctx, spec)
     acc.add_window("eval", meter.end("eval"))
     flops_eval = eval_flops(ctx, spec)
+    extra = 0.0 if comparison is None else comparison.epoch_extra_s
     return acc.row(
         evaluation,
-        time.perf_counter() - start,
+        time.perf_counter() - start - extra,
         [s.name for s in meter.sources],
         meter.emissions_kg,
         flops_eval,
@@ -341,6 +352,10 @@ def _train(
     start_epoch, kept = sink.resume(first, lambda: load_checkpoint(checkpoint, ctx))
     energy = sink.meter_options(spec.energy)
     meter = build_meter(energy, ctx.device)
+    comparison = None  # a controlled comparison runs in a run of one process only
+    if isinstance(sink, LocalSink):
+        comparison = start_comparison(session.store, spec, ctx, kept, (train_step, warm_up))
+        meta.comparison = None if comparison is None else comparison.meta
     warm_up(ctx, spec)
     t0 = time.perf_counter()
     session.start_meter(meter, energy, kept)
@@ -358,7 +373,10 @@ def _train(
     contention = CpuContention()
     for epoch in range(start_epoch, spec.train.epochs):
         contention.start()
-        row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
+        extra = {} if comparison is None else {"comparison": comparison}  # keeps wrappers working
+        row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step, **extra)}
+        if comparison is not None:
+            comparison.end_epoch(session.store)
         row.update(contention.lap())
         row.update(task_end_epoch(ctx, spec, meter, epoch, session.run_dir))
         if session.end_epoch(row, epoch, stored, on_epoch):

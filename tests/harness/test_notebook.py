@@ -9,7 +9,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from ssprop_energy.flops import count_flops
-from ssprop_energy.harness.run.trainer import RunOutcome
+from ssprop_energy.harness.run.outcome import RunOutcome
 from ssprop_energy.harness.sweep.runner import SweepResult
 from ssprop_energy.models import build_model
 from tests.support.harness_configs import write_config

@@ -7,12 +7,10 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from ...errors import UserError
@@ -39,6 +37,7 @@ from .controlled import Comparison, start_comparison
 from .epoch import EpochAccumulator
 from .inference import measure_inference
 from .metering import build_meter
+from .outcome import RunOutcome, StepInfo
 from .run_meta import add_built, end_epoch, replay_epochs, spec_meta
 from .session import LocalSink, RunDiverged, RunSession
 
@@ -53,34 +52,6 @@ __all__ = [
     "train_epoch",
     "train_step",
 ]
-
-
-@dataclass
-class StepInfo:
-    """What the progress display shows after each step."""
-
-    epoch: int
-    step: int
-    steps: int
-    keep: float
-    loss: float
-    watts: float | None  # mean power of the epoch's windows so far; None: no figure
-
-
-@dataclass
-class RunOutcome:
-    """How a run ended. ``primary``: the last value of the task's ``primary_metric`` (the
-    accuracy for classification), None without one."""
-
-    run_id: str
-    status: str
-    epochs_done: int
-    accuracy: float | None
-    energy_j: float | None
-    time_s: float
-    error: str | None = None
-    primary_metric: str = "accuracy"
-    primary: float | None = None
 
 
 def _autocast(ctx: RunContext, spec: RunSpec) -> Any:
@@ -315,19 +286,8 @@ def run_training(
             session.recorded = False
             raise
         t0 = _train(session, spec, ctx, (on_step, on_epoch))
-    epochs = session.store.read_epochs()
-    last = epochs.iloc[-1] if not epochs.empty else None
-    metric = meta.primary_metric
-    return RunOutcome(
-        spec.run_id,
-        session.status,
-        len(epochs),
-        _last(last, "accuracy"),
-        _run_energy(epochs),
-        time.perf_counter() - t0,
-        session.error,
-        metric,
-        _last(last, metric),
+    return RunOutcome.of(
+        spec.run_id, session, session.store.read_epochs(), time.perf_counter() - t0
     )
 
 
@@ -398,15 +358,3 @@ def _write_tables(session: RunSession, spec: RunSpec, ctx: RunContext, meter: En
     for name, table in ctx.method.tables().items():
         atomic_write_csv(session.run_dir / name, table)
     _measure_inference(spec, ctx, meter, session.store)
-
-
-def _last(row: pd.Series | None, column: str) -> float | None:
-    """The last epoch's figure in ``column``; None without one."""
-    return None if row is None or column not in row else float(row[column])
-
-
-def _run_energy(epochs: pd.DataFrame) -> float | None:
-    """The run's joules over its stored epochs; None when an epoch has no figure."""
-    if epochs.empty or epochs["energy_j"].isna().any():
-        return None
-    return float(epochs["energy_j"].sum())

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ...store import epoch_number, setup_label
-from ..run.trainer import RunOutcome, StepInfo
+from ..run.outcome import RunOutcome, StepInfo
 from ..runs import RunSpec
 
 

@@ -33,7 +33,8 @@ from ..config import ProfileConfig, sweep_folder
 from ..ranks.group import RankGroup
 from ..ranks.launch import check_distributable
 from ..run.build import build_run, init_weights, load_run_data
-from ..run.trainer import RunOutcome, run_training
+from ..run.outcome import RunOutcome
+from ..run.trainer import run_training
 from ..runs import RunSpec, plan_runs
 from .progress import Reporter, default_reporter
 from .replace import discard, put_back, remove_if_empty, set_aside

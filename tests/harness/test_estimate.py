@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ssprop_energy import estimate_sweep
 from ssprop_energy.cli import app
-from ssprop_energy.harness.calibration import estimate
+from ssprop_energy.harness.calibration import estimate, loop
 from ssprop_energy.harness.calibration import prices as calibrate
 from ssprop_energy.harness.calibration.estimate import (
     interval,
@@ -166,12 +166,16 @@ class FakeMeter:
     def totals(self, name: str) -> Measurement | None:
         return self.sums.get(name)
 
+    def emissions_kg(self, energy_j: float) -> float:
+        return energy_j / 3.6e6 * INTENSITY / 1000
+
 
 @pytest.fixture
 def fake_meter(monkeypatch: pytest.MonkeyPatch) -> FakeMeter:
     meter = FakeMeter()
     monkeypatch.setattr(estimate, "build_meter", lambda energy, device: meter)
     monkeypatch.setattr(calibrate, "time", SimpleNamespace(perf_counter=meter.perf_counter))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=meter.perf_counter))
     return meter
 
 

@@ -94,6 +94,10 @@ def main() -> None:
         "with start-up, idle measurement, checkpoints and inference)"
     )
     print(
+        f"cost share: the calibration is {100 * estimate.time_s / actual_s:.1f}% of the "
+        f"runs' actual training time ({actual_s:.1f} s, the goal: at most 3%)"
+    )
+    print(
         estimate.calibration[
             ["keep", "unit", "units", "stopped", "time_s_per_unit", "time_s_per_unit_std", "rse"]
         ].to_string(index=False)

@@ -37,6 +37,7 @@ from ..columns import ENERGY, PROVENANCE, source_column
 from ..provenance import UNAVAILABLE, combine
 from .carbon import CodeCarbonRun, carbon_intensity_g_per_kwh, emissions_kg
 from .discovery import CpuMode, GpuSelection, Hardware, discover
+from .health import health_columns
 from .rapl import POWERCAP_ROOT
 from .sampler import TRACE_COLUMNS, Sampler, SamplerError
 from .sources import EnergySource, SourceInfo
@@ -321,6 +322,13 @@ class EnergyMeter:
         if not self._started:
             raise RuntimeError("start the EnergyMeter to discover its sources")
         return [s.info for s in self._hardware.sources]
+
+    def health(self) -> dict[str, float]:
+        """Each GPU source's state now as epoch columns (:func:`.health.health_columns`):
+        ``gpu_temp_c_<source>``, ``sm_clock_mhz_<source>``, ``power_limit_w_<source>``,
+        ``throttle_reasons_<source>``; empty without a GPU source."""
+        readings = [(s.name, s.health()) for s in self._hardware.sources]
+        return health_columns((name, h) for name, h in readings if h is not None)
 
     @property
     def update_period_s(self) -> float:

@@ -63,6 +63,7 @@ from .schema import (
     FLOPS_OF_PHASE,
     GATES,
     GATES_COLUMNS,
+    HEALTH_KINDS,
     INFERENCE,
     INFERENCE_COLUMNS,
     LOCK,
@@ -81,6 +82,8 @@ from .schema import (
     SAMPLING,
     SAMPLING_COLUMNS,
     SETTLED,
+    THROTTLE,
+    THROTTLE_REASONS,
     WEIGHTS,
     Status,
     epoch_number,
@@ -89,6 +92,7 @@ from .schema import (
     sample_grid_name,
     setup_label,
     source_column,
+    throttle_names,
 )
 
 __all__ = [
@@ -110,6 +114,7 @@ __all__ = [
     "FORMAT",
     "GATES",
     "GATES_COLUMNS",
+    "HEALTH_KINDS",
     "INFERENCE",
     "INFERENCE_COLUMNS",
     "LOCK",
@@ -131,6 +136,8 @@ __all__ = [
     "SAMPLING_COLUMNS",
     "SETTLED",
     "SKETCH_BINS",
+    "THROTTLE",
+    "THROTTLE_REASONS",
     "WEIGHTS",
     "Chunk",
     "DistributedMeta",
@@ -175,5 +182,6 @@ __all__ = [
     "sample_grid_name",
     "setup_label",
     "source_column",
+    "throttle_names",
     "write_matrix",
 ]

@@ -234,8 +234,11 @@ def _calibrate(
             return looped
         return measure_steps(plan, meter, plan.first_position(keep), max_steps)
 
-    steps = price_each_once(meter, plans, step)
-    evals = price_each_once(meter, plans, lambda plan, _: measure_eval(plan, meter), eval_keys)
+    cooldown_s = plans[0].spec.energy.cooldown_s
+    steps = price_each_once(meter, plans, step, cooldown_s=cooldown_s)
+    evals = price_each_once(
+        meter, plans, lambda plan, _: measure_eval(plan, meter), eval_keys, cooldown_s
+    )
     extras = {key: measure_extras(priced.plan) for key, priced in evals.items()}
     return steps, evals, extras
 

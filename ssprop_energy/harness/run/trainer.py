@@ -360,6 +360,7 @@ def _train(
         contention.start()
         row = {"run_id": spec.run_id, **train_epoch(ctx, spec, meter, epoch, step)}
         row.update(contention.lap())
+        row.update(meter.health())  # GPU hygiene: each GPU's state at the epoch's end
         row.update(task_end_epoch(ctx, spec, meter, epoch, session.run_dir))
         if session.end_epoch(row, epoch, stored, on_epoch):
             break

@@ -1,7 +1,7 @@
 """How good is ``ssprop-energy estimate`` here: predict a sweep, train it, compare per run.
 
     python benchmarks/estimate_accuracy.py examples/quickstart.yaml
-    python benchmarks/estimate_accuracy.py examples/resnet18.yaml --width 16 --batch-size 64
+    python benchmarks/estimate_accuracy.py examples/resnet18-small.yaml --epochs 3 --no-inference
 
 Runs ``estimate_sweep`` and then the real sweep (``run_sweep``) into a fresh folder, and
 prints per run the predicted and actual training time and energy (summary.csv's ``time_s``
@@ -34,6 +34,8 @@ def _load(path: Path, args: argparse.Namespace) -> dict:
         raw["model"].setdefault("kwargs", {})["width"] = args.width
     if args.batch_size is not None:
         raw["data"]["batch_size"] = args.batch_size
+    if args.no_inference:
+        raw["inference"] = {**raw.get("inference", {}), "enabled": False}
     return raw
 
 
@@ -49,6 +51,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="shorten: train.epochs")
     parser.add_argument("--width", type=int, help="shorten: model.kwargs.width")
     parser.add_argument("--batch-size", type=int, help="data.batch_size")
+    parser.add_argument(
+        "--no-inference", action="store_true", help="skip the runs' inference measurement"
+    )
     parser.add_argument("--out", type=Path, help="results folder (default: a fresh temp one)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="estimate-accuracy-"))
@@ -67,7 +72,7 @@ def main() -> None:
     runs = build_report([result.sweep_dir]).runs
     print(
         f"\n{'run':44} {'pred s':>9} {'act s':>9} {'ratio':>6} {'in':>3} "
-        f"{'pred J':>10} {'act J':>10} {'ratio':>6} {'in':>3}"
+        f"{'pred J':>10} {'act J':>10} {'ratio':>6} {'in':>3} (other processes' CPU share)"
     )
     for _, r in runs.iterrows():
         cells = []
@@ -78,7 +83,7 @@ def main() -> None:
                 f"{predicted:9.1f} {actual:9.1f} {actual / predicted:6.3f} "
                 f"{'yes' if inside else 'no':>3}"
             )
-        print(f"{r['run'][:44]:44} {cells[0]} {cells[1]}")
+        print(f"{r['run'][:44]:44} {cells[0]} {cells[1]} other load {r['cpu_load_other']:.2f}")
     predicted_s = float(runs["predicted_time_s"].sum())
     actual_s = float(runs["time_s"].sum())
     print(
@@ -92,6 +97,10 @@ def main() -> None:
         f"{100 * estimate.share:.1f}% of the predicted training time, "
         f"{100 * estimate.time_s / sweep_s:.1f}% of the sweep's wall time ({sweep_s:.1f} s, "
         "with start-up, idle measurement, checkpoints and inference)"
+    )
+    print(
+        f"cost share: the calibration is {100 * estimate.time_s / actual_s:.1f}% of the "
+        f"runs' actual training time ({actual_s:.1f} s, the goal: at most 3%)"
     )
     print(
         estimate.calibration[

@@ -38,3 +38,26 @@ def parse_source_column(column: str) -> tuple[str, str | None, str] | None:
             return kind, parts[0], parts[1]
         return None
     return None
+
+
+HEALTH_KINDS = ("gpu_temp_c", "sm_clock_mhz", "power_limit_w", "throttle_reasons")
+"""The kinds of a GPU's per-epoch state columns (``<kind>_<source>``, ``gpu_temp_c_gpu0``):
+temperature (C), SM clock (MHz), enforced power limit (W) and NVML's clock event (throttle)
+reason mask at the epoch's end (docs/energy.md#gpu-hygiene)."""
+THROTTLE = "throttle_reasons"
+"""The kind of a GPU's throttle reason mask column: ``throttle_reasons_<source>``."""
+THROTTLE_REASONS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+}
+"""NVML's clock event reason bits that mean the clocks were held down by power or heat; the
+others (``0x1`` idle, ``0x2`` application clocks, ``0x10`` sync boost, ``0x100`` display
+clocks) are not throttling."""
+
+
+def throttle_names(mask: int) -> list[str]:
+    """The power and thermal reasons set in an NVML reason mask, by name."""
+    return [name for bit, name in THROTTLE_REASONS.items() if mask & bit]

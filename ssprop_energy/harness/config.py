@@ -76,6 +76,9 @@ class EnergyConfig(_Section):
     region: str | None = None
     idle_s: float = Field(2.0, ge=0.0)
     phase_calibration: bool = False
+    cooldown_s: float = Field(0.0, ge=0.0)
+    """Seconds to idle before each run's idle measurement (so between runs) and between the
+    estimate's calibration blocks, so a GPU starts each at the same temperature."""
 
 
 class ComparisonConfig(_Section):

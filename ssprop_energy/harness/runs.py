@@ -68,7 +68,9 @@ class RunSpec:
             "train": self.train.model_dump(mode="json"),
             "method": {**self.method.model_dump(mode="json"), "label": self.label},
             "seed": self.seed,
-            "energy": self.energy.model_dump(mode="json", exclude={"phase_calibration"}),
+            "energy": self.energy.model_dump(
+                mode="json", exclude={"phase_calibration", "cooldown_s"}
+            ),
             "target_accuracy": self.target_accuracy,
             "stop_at_target": self.stop_at_target,
             "save_weights": self.save_weights,

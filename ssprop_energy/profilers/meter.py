@@ -21,7 +21,6 @@ kernels are charged to the window that launched them.
 from __future__ import annotations
 
 import contextlib
-import html
 import math
 import sys
 import time
@@ -34,9 +33,11 @@ from typing import Any
 import pandas as pd
 
 from ..columns import ENERGY, PROVENANCE, source_column
-from ..provenance import UNAVAILABLE, combine
+from ..provenance import UNAVAILABLE
 from .carbon import CodeCarbonRun, carbon_intensity_g_per_kwh, emissions_kg
 from .discovery import CpuMode, GpuSelection, Hardware, discover
+from .health import health_columns
+from .meter_view import meter_html
 from .rapl import POWERCAP_ROOT
 from .sampler import TRACE_COLUMNS, Sampler, SamplerError
 from .sources import EnergySource, SourceInfo
@@ -322,6 +323,13 @@ class EnergyMeter:
             raise RuntimeError("start the EnergyMeter to discover its sources")
         return [s.info for s in self._hardware.sources]
 
+    def health(self) -> dict[str, float]:
+        """Each GPU source's state now as epoch columns (:func:`.health.health_columns`):
+        ``gpu_temp_c_<source>``, ``sm_clock_mhz_<source>``, ``power_limit_w_<source>``,
+        ``throttle_reasons_<source>``; empty without a GPU source."""
+        readings = [(s.name, s.health()) for s in self._hardware.sources]
+        return health_columns((name, h) for name, h in readings if h is not None)
+
     @property
     def update_period_s(self) -> float:
         """The longest update period among the sources with a figure: a counter's
@@ -398,32 +406,13 @@ class EnergyMeter:
         self._sampler.tick()
 
     def _repr_html_(self) -> str:
-        """The sources and the summary table with a row of totals over the windows (for
-        Jupyter); windows that overlap are counted once each in those totals."""
-        state = "running" if self._started and not self._stopped else "stopped"
+        """The sources and the summary table with a row of totals (for Jupyter;
+        :func:`.meter_view.meter_html`)."""
         if not self._started:
-            return "<p>EnergyMeter (not started)</p>"
-        sources = pd.DataFrame(
-            [(s.name, s.provenance, s.device or "", s.reason or "") for s in self.sources],
-            columns=["source", "provenance", "device", "reason"],
-        )
-        summary = self.summary()
-        if not summary.empty:
-            total: dict[str, Any] = {c: "" for c in summary.columns}
-            total["window"] = "sum of the windows"
-            for column in summary.columns:
-                if column in ("count", "time_s") or column.startswith(("energy_j", "emissions")):
-                    total[column] = summary[column].sum(skipna=False)
-            for name in (s.name for s in self.sources):
-                label = source_column(PROVENANCE, name)
-                total[label] = combine(summary[label])
-            summary = pd.concat([summary, pd.DataFrame([total])], ignore_index=True)
-        return (
-            f"<p>EnergyMeter ({state}), {html.escape(self.country)}: "
-            f"{self.carbon_intensity_g_per_kwh:.4g} g CO2eq/kWh</p>"
-            + sources.to_html(index=False)
-            + summary.to_html(index=False, na_rep="–", float_format="{:.4g}".format)
-        )
+            return meter_html(None, [], pd.DataFrame(), ("", 0.0))
+        state = "running" if not self._stopped else "stopped"
+        place = (self.country, self.carbon_intensity_g_per_kwh)
+        return meter_html(state, self.sources, self.summary(), place)
 
     def trace(self) -> pd.DataFrame:
         """The readings not yet taken: ``time_s`` (since start), ``source``, ``power_w``,

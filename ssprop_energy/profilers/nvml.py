@@ -6,6 +6,8 @@
 - Visible GPUs follow ``CUDA_VISIBLE_DEVICES`` (indices or ``GPU-`` UUID prefixes, parsed
   like CUDA does: up to the first invalid entry). Indices are NVML's (PCI bus) order, which
   equals CUDA's only with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. Source ``gpuK`` is ``cuda:K``.
+- Health: temperature, SM clock, enforced power limit and clock event (throttle) reasons,
+  read at each epoch's end (:meth:`NvmlGpu.health`, docs/energy.md#gpu-hygiene).
 - No pynvml, no driver, no GPU: one ``gpu`` source that is ``unavailable`` and says why.
 """
 
@@ -13,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal
 
 from ..provenance import Provenance
+from .health import GpuHealth
 from .sources import EnergySource, PowerReading, SourceInfo, UnavailableSource
 
 NVML_COUNTER_RESOLUTION_S = 0.1
@@ -81,6 +85,36 @@ class NvmlGpu(EnergySource):
         except nvml.NVMLError:
             self._extras = False  # not cheap here: power only from now on
             return PowerReading(power_w=power_w)
+
+    def health(self) -> GpuHealth:
+        """Temperature, SM clock, enforced power limit and clock event (throttle) reasons
+        now; a figure the GPU does not report is None."""
+        nvml, handle = self.nvml, self.handle
+        reasons = getattr(
+            nvml,
+            "nvmlDeviceGetCurrentClocksEventReasons",
+            getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None),
+        )
+        return GpuHealth(
+            temperature_c=self._read(
+                lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+            ),
+            sm_clock_mhz=self._read(
+                lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)
+            ),
+            power_limit_w=self._read(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) * 1e-3),
+            throttle_reasons=None if reasons is None else _int(self._read(lambda: reasons(handle))),
+        )
+
+    def _read(self, call: Callable[[], float]) -> float | None:
+        try:
+            return float(call())
+        except self.nvml.NVMLError:
+            return None
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def visible_indices(nvml: ModuleType, count: int, env: str | None) -> list[int]:

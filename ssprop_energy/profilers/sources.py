@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from ..provenance import MEASURED, UNAVAILABLE, Provenance
+from .health import GpuHealth
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class EnergySource(ABC):
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         """Release handles; idempotent."""
+
+    def health(self) -> GpuHealth | None:
+        """The device's state now (temperature, clocks, power limit, throttle reasons);
+        None for sources that report none (every source but an NVIDIA GPU)."""
+        return None
 
 
 class UnavailableSource(EnergySource):

@@ -3,9 +3,11 @@
 From each run's epoch rows: the share of the machine's CPU time that other processes used
 while it trained (``cpu_load_other``, recorded by the trainer), and the spread of the times
 of identical epochs (same steps, same mean keep). Over runs: how far the idle power measured
-before each run moved. A figure past its threshold is a flag: one line, listed in the
-report's notes and by ``profile`` under the headline; so is a run's faults while it was
-measured (meta.json's ``notes``: a source lost mid-run, a meter that failed).
+before each run moved. A GPU whose clocks were held down by power or heat at an epoch's end
+(``throttle_reasons_<source>``) is flagged too. A figure past its threshold is a flag: one
+line, listed in the report's notes and by ``profile`` under the headline; so is a run's
+faults while it was measured (meta.json's ``notes``: a source lost mid-run, a meter that
+failed).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import RunRecord
+from ..store import THROTTLE, RunRecord, throttle_names
 from .runs import epoch_numbers
 
 BUSY_LOAD = 0.10
@@ -27,7 +29,7 @@ over mean) is above this."""
 IDLE_DRIFT = 0.25
 """A source's idle power drifted when its range over runs, ``(max - min) / median``, is
 above this."""
-BUSY, SPREAD = "busy_machine", "epoch_time_spread"
+BUSY, SPREAD, THROTTLED = "busy_machine", "epoch_time_spread", "throttled"
 NOISE_COLUMNS = ("cpu_load_other", "cpu_load_other_max", "epoch_time_cv", "noise_flags")
 
 
@@ -65,6 +67,22 @@ def _spread(epochs: pd.DataFrame) -> tuple[float, float, float]:
     return worst
 
 
+def _throttled(epochs: pd.DataFrame) -> list[str]:
+    """Per GPU whose clocks were held down by power or heat at some epoch's end
+    (``throttle_reasons_<source>``; idle and the other benign reasons do not count): which
+    epochs (from 1) and why."""
+    found = []
+    for column in (c for c in epochs.columns if c.startswith(f"{THROTTLE}_")):
+        masks = epoch_numbers(epochs, column)
+        hits = [(i + 1, int(m)) for i, m in enumerate(masks) if m == m and throttle_names(int(m))]
+        if hits:
+            reasons = sorted({n for _, m in hits for n in throttle_names(m)})
+            epochs_text = ", ".join(str(e) for e, _ in hits)
+            source = column.removeprefix(f"{THROTTLE}_")
+            found.append(f"{source} in epoch(s) {epochs_text} ({', '.join(reasons)})")
+    return found
+
+
 def run_noise(record: RunRecord, name: str) -> tuple[dict[str, Any], list[str]]:
     """The run's noise columns (``NOISE_COLUMNS``) and one flag line per threshold passed."""
     load, load_max = _load(record.epochs)
@@ -82,6 +100,10 @@ def run_noise(record: RunRecord, name: str) -> tuple[dict[str, Any], list[str]]:
             f"noisy epoch times: {name}: identical epochs took {shortest:.3g} to "
             f"{longest:.3g} s (coefficient of variation {cv:.2f}; threshold {EPOCH_TIME_CV:.2f})"
         )
+    throttled = _throttled(record.epochs)
+    if throttled:
+        codes.append(THROTTLED)
+        flags.append(f"throttled: {name}: " + "; ".join(throttled))
     faults = record.meta.notes
     if faults:
         flags.append(f"faults while measuring: {name}: " + "; ".join(str(f) for f in faults))

@@ -67,6 +67,7 @@ from .schema import (
     FLOPS_OF_PHASE,
     GATES,
     GATES_COLUMNS,
+    HEALTH_KINDS,
     INFERENCE,
     INFERENCE_COLUMNS,
     LOCK,
@@ -85,6 +86,8 @@ from .schema import (
     SAMPLING,
     SAMPLING_COLUMNS,
     SETTLED,
+    THROTTLE,
+    THROTTLE_REASONS,
     WEIGHTS,
     Status,
     epoch_number,
@@ -93,6 +96,7 @@ from .schema import (
     sample_grid_name,
     setup_label,
     source_column,
+    throttle_names,
 )
 
 __all__ = [
@@ -117,6 +121,7 @@ __all__ = [
     "FORMAT",
     "GATES",
     "GATES_COLUMNS",
+    "HEALTH_KINDS",
     "INFERENCE",
     "INFERENCE_COLUMNS",
     "LOCK",
@@ -138,6 +143,8 @@ __all__ = [
     "SAMPLING_COLUMNS",
     "SETTLED",
     "SKETCH_BINS",
+    "THROTTLE",
+    "THROTTLE_REASONS",
     "WEIGHTS",
     "Chunk",
     "ComparisonMeta",
@@ -183,5 +190,6 @@ __all__ = [
     "sample_grid_name",
     "setup_label",
     "source_column",
+    "throttle_names",
     "write_matrix",
 ]

@@ -23,6 +23,7 @@ from .schema import (
     PHASE_CALIBRATION_TEXT_COLUMNS,
     PROVENANCE,
     SAMPLING_COLUMNS,
+    THROTTLE,
 )
 
 EPOCH_TEXT_COLUMNS = ("run_id", f"{PROVENANCE}_")
@@ -58,9 +59,16 @@ def _required(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None
 
 def check_epochs(frame: pd.DataFrame, path: Path) -> None:
     """epochs.csv's schema: run_id and epoch columns, numbers but for run_id and provenance,
-    and epochs 0, 1, ..., N-1 in order, each once."""
+    and epochs 0, 1, ..., N-1 in order, each once; a GPU's ``throttle_reasons_<source>``
+    (optional, like every GPU state column) holds non-negative integers."""
     _required(frame, path, ("run_id", "epoch"))
     _numeric(frame, path, EPOCH_TEXT_COLUMNS)
+    for column in (c for c in frame.columns if c.startswith(f"{THROTTLE}_")):
+        masks = pd.to_numeric(frame[column]).dropna()
+        if ((masks < 0) | (masks != masks.round())).any():
+            raise StoreDamaged(
+                f"{path}: column {column!r} holds a reason mask that is not a non-negative integer"
+            )
     epochs = pd.to_numeric(frame["epoch"]).tolist()
     for row, epoch in enumerate(epochs):
         if epoch != row:

@@ -12,10 +12,14 @@ import pandas as pd
 from ..columns import ENERGY as ENERGY
 from ..columns import ENERGY_PER_1000 as ENERGY_PER_1000
 from ..columns import ENERGY_PER_UNIT as ENERGY_PER_UNIT
+from ..columns import HEALTH_KINDS as HEALTH_KINDS
 from ..columns import PHASES as PHASES
 from ..columns import PROVENANCE as PROVENANCE
+from ..columns import THROTTLE as THROTTLE
+from ..columns import THROTTLE_REASONS as THROTTLE_REASONS
 from ..columns import parse_source_column as parse_source_column
 from ..columns import source_column as source_column
+from ..columns import throttle_names as throttle_names
 
 EpochIndex = TypeVar("EpochIndex", int, "pd.Series")
 

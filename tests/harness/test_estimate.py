@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from ssprop_energy import estimate_sweep
 from ssprop_energy.cli import app
-from ssprop_energy.harness.calibration import estimate
+from ssprop_energy.harness.calibration import estimate, loop
 from ssprop_energy.harness.calibration import prices as calibrate
 from ssprop_energy.harness.calibration.estimate import (
+    flop_counts,
     interval,
     keep_shares,
     predict_time_energy,
@@ -166,12 +167,16 @@ class FakeMeter:
     def totals(self, name: str) -> Measurement | None:
         return self.sums.get(name)
 
+    def emissions_kg(self, energy_j: float) -> float:
+        return energy_j / 3.6e6 * INTENSITY / 1000
+
 
 @pytest.fixture
 def fake_meter(monkeypatch: pytest.MonkeyPatch) -> FakeMeter:
     meter = FakeMeter()
     monkeypatch.setattr(estimate, "build_meter", lambda energy, device: meter)
     monkeypatch.setattr(calibrate, "time", SimpleNamespace(perf_counter=meter.perf_counter))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=meter.perf_counter))
     return meter
 
 
@@ -291,3 +296,39 @@ def test_a_damaged_estimate_stops_profile_before_training(tmp_path: Path) -> Non
     (sweep / "estimate.csv").write_text("run_id,time_s,energy_j\nabc,1.0,2")
     _one_error(runner.invoke(app, ["profile", str(config), "-q"]), "estimate.csv", "cut off")
     assert [p.name for p in sweep.iterdir()] == ["estimate.csv"]
+
+
+def test_steps_are_priced_in_the_trainers_epoch_loop(
+    tmp_path: Path, fake_meter: FakeMeter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    epochs: list[int] = []
+    real = loop.train_epoch
+
+    def counted(ctx: Any, spec: Any, meter: Any, epoch: int, on_step: Any = None) -> Any:
+        epochs.append(epoch)
+        return real(ctx, spec, meter, epoch, on_step)
+
+    monkeypatch.setattr(loop, "train_epoch", counted)
+    result = estimate_sweep(parse_config(_tiny(tmp_path)), steps=8)
+    # 2 warm-up and 5 measured full steps at each keep, 2 full steps per epoch (the short
+    # third is not measured): 4 epochs of the loop per keep
+    assert len(epochs) == 8
+    steps = result.calibration.set_index("unit").loc["step"]
+    assert steps["units"].tolist() == [MIN_STEPS, MIN_STEPS]
+
+
+def test_a_schedule_the_loop_cannot_price_falls_back_to_isolated_steps(
+    tmp_path: Path, fake_meter: FakeMeter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "LOOP_STEP_FACTOR", 0)  # the loop gives up at its first step
+    result = estimate_sweep(parse_config(_tiny(tmp_path)), steps=8)
+    steps = result.calibration.set_index("unit").loc["step"]
+    assert steps["units"].tolist() == [MIN_STEPS, MIN_STEPS]
+    assert steps["stopped"].tolist() == ["rse", "rse"]
+
+
+def test_a_run_counts_each_of_its_flop_shapes_once() -> None:
+    plan = SimpleNamespace(counts={(1.0, 24): 4, (1.0, 16): 2, (0.5, 24): 2, (0.5, 16): 1},
+                           val_sizes=[16])  # fmt: skip
+    # (1.0, 24), (1.0, 16), (0.5, 24), (0.5, 16); validation (1.0, 16) already counted
+    assert flop_counts(plan) == 4  # type: ignore[arg-type]

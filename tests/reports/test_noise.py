@@ -188,3 +188,20 @@ def test_a_column_with_one_value_is_not_named(tmp_path: Path) -> None:
     assert "excluded (no run was left out of a mean)" in setups
     assert "_to_target" not in setups  # reached at epoch 1
     assert "rank, ratio_to_best, worst_to_best_ratio (no sweep point reached" in setups
+
+
+def test_a_gpu_that_throttled_is_flagged_but_an_idle_one_is_not(store: Path) -> None:
+    _quiet(store)
+    for run_id, masks in (("dense1", [0x0, 0x40 | 0x1, 0x4]), ("dense0", [0x1, 0x1, 0x0])):
+        path = store / run_id / "epochs.csv"
+        epochs = pd.read_csv(path)
+        epochs["gpu_temp_c_gpu0"] = [70.0, 88.0, 84.0]
+        epochs["throttle_reasons_gpu0"] = masks
+        epochs.to_csv(path, index=False)
+    report = build_report([store])
+    flag = "throttled: dense seed=1: gpu0 in epoch(s) 2, 3 (hw_thermal, sw_power_cap)"
+    assert report.flags == (flag,)
+    assert flag in report.notes
+    runs = report.runs.set_index("run")
+    assert runs.loc["dense seed=1", "noise_flags"] == "throttled"
+    assert runs.loc["dense seed=0", "noise_flags"] == ""

@@ -45,3 +45,17 @@ def test_an_epoch_another_writer_stored_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreConflict, match="holds 2 epoch rows, so epoch 1 cannot be added"):
         mine.append_epoch(row(1))
     assert mine.append_epoch(row(2))["epoch"].tolist() == [0, 1, 2]
+
+
+def test_gpu_state_columns_are_accepted_and_a_bad_reason_mask_is_damage(tmp_path: Path) -> None:
+    from ssprop_energy.store import StoreDamaged
+
+    health = {"gpu_temp_c_gpu0": 71.0, "sm_clock_mhz_gpu0": 1410.0,
+              "power_limit_w_gpu0": 400.0, "throttle_reasons_gpu0": 0x44}  # fmt: skip
+    store = RunStore(tmp_path / "ok")
+    store.append_epoch({**row(0), **health})
+    assert RunStore(tmp_path / "ok").read_epochs()["throttle_reasons_gpu0"].tolist() == [0x44]
+    bad = RunStore(tmp_path / "bad")
+    bad.append_epoch({**row(0), **health, "throttle_reasons_gpu0": -1})
+    with pytest.raises(StoreDamaged, match="throttle_reasons_gpu0"):
+        RunStore(tmp_path / "bad").read_epochs()

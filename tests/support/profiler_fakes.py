@@ -64,7 +64,9 @@ class FakeGpu:
     mean power over the last that many seconds, as NVML reports on Ampere and newer).
     ``reported_noise_w``: the reading alternates this far above and below it.
     ``fail_after``: counter and power calls raise after this many calls (errors mid-run).
-    ``clock``: the time in seconds (a simulated one for tests that do not sleep)."""
+    ``clock``: the time in seconds (a simulated one for tests that do not sleep).
+    ``temperature_c``, ``sm_clock_mhz``, ``power_limit_mw``, ``throttle_reasons``: what the
+    health calls report (``extras`` False: not supported)."""
 
     uuid: str
     name: str = "Fake A100"
@@ -77,6 +79,11 @@ class FakeGpu:
     fail_after: int | None = None
     power_mean_s: float = 0.0
     clock: Callable[[], float] = time.perf_counter
+    temperature_c: int = 61
+    sm_clock_mhz: int = 1410
+    power_limit_mw: int = 400_000
+    throttle_reasons: int = 0
+    """NVML's clock event reason mask (``0x4`` power cap, ``0x40`` hardware thermal, ...)."""
 
     def __post_init__(self) -> None:
         self.t0 = self.clock()
@@ -177,11 +184,20 @@ class FakeNvml:
     def nvmlDeviceGetClockInfo(self, gpu: FakeGpu, kind: int) -> int:
         self._extra(gpu)
         assert kind == self.NVML_CLOCK_SM
-        return 1410
+        return gpu.sm_clock_mhz
 
     def nvmlDeviceGetTemperature(self, gpu: FakeGpu, kind: int) -> int:
         self._extra(gpu)
-        return 61
+        assert kind == self.NVML_TEMPERATURE_GPU
+        return gpu.temperature_c
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, gpu: FakeGpu) -> int:
+        self._extra(gpu)
+        return gpu.power_limit_mw
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, gpu: FakeGpu) -> int:
+        self._extra(gpu)
+        return gpu.throttle_reasons
 
 
 def write_zone(

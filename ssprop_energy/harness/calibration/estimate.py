@@ -39,6 +39,7 @@ from ..run.build import step_flops
 from ..run.metering import build_meter
 from ..run.trainer import eval_flops
 from ..runs import plan_runs
+from .loop import measure_loop_steps
 from .phases import calibrate_sweep_phases, predicted_phases
 from .plans import Priced, RunPlan, eval_keys, plan_sweep, price_each_once
 from .prices import ENERGY, TIME, Extras, Prices, measure_eval, measure_extras, measure_steps
@@ -138,7 +139,7 @@ def predict_run(
     shares = keep_shares(plan.counts, plan.full_batch)
     eval_batches = epochs * len(plan.val_sizes)
     eval_fractions = epochs * sum(plan.val_sizes) / evals.samples
-    constant_s = epochs * extras.flops_s
+    constant_s = epochs * extras.flops_s + flop_counts(plan) * extras.count_s
     args = (shares, steps, evals, eval_batches, eval_fractions, constant_s)
     time_s, time_low, time_high = predict_time_energy(*args, TIME)
     energy_j, energy_low, energy_high = predict_time_energy(*args, ENERGY)
@@ -184,6 +185,16 @@ def predict_run(
     return row
 
 
+def flop_counts(plan: RunPlan) -> int:
+    """The analytic FLOP counts a run makes once, in its first epoch: one per distinct
+    (keep, batch samples) of its steps, per training batch size at keep 1.0 (the dense
+    backward it is compared with) and per validation batch size."""
+    keys = {(keep, size) for keep, size in plan.counts}
+    keys |= {(1.0, size) for _, size in plan.counts}
+    keys |= {(1.0, size) for size in plan.val_sizes}
+    return len(keys)
+
+
 @dataclass(frozen=True)
 class SweepEstimate:
     """What ``estimate_sweep`` predicted and what the calibration cost."""
@@ -212,15 +223,22 @@ def _calibrate(
     meter: EnergyMeter, plans: list[RunPlan], max_steps: int
 ) -> tuple[dict[str, Priced[Prices]], dict[str, Priced[Prices]], dict[str, Extras]]:
     """Every distinct step key priced once (:func:`.plans.price_each_once`), on the first
-    run that has it; then every distinct model's evaluation once, and its epoch extras
-    (unmetered)."""
+    run that has it, in the run's own epoch loop (:func:`.loop.measure_loop_steps`; isolated
+    steps where the schedule gives the loop too few steps at the keep); then every distinct
+    model's evaluation once, and its epoch extras (unmetered)."""
 
     def step(plan: RunPlan, keep: float | None) -> Prices:
         assert keep is not None  # a step key
+        looped = measure_loop_steps(plan, meter, keep, max_steps)
+        if looped is not None:
+            return looped
         return measure_steps(plan, meter, plan.first_position(keep), max_steps)
 
-    steps = price_each_once(meter, plans, step)
-    evals = price_each_once(meter, plans, lambda plan, _: measure_eval(plan, meter), eval_keys)
+    cooldown_s = plans[0].spec.energy.cooldown_s
+    steps = price_each_once(meter, plans, step, cooldown_s=cooldown_s)
+    evals = price_each_once(
+        meter, plans, lambda plan, _: measure_eval(plan, meter), eval_keys, cooldown_s
+    )
     extras = {key: measure_extras(priced.plan) for key, priced in evals.items()}
     return steps, evals, extras
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,14 +180,19 @@ def price_each_once(
     plans: Iterable[RunPlan],
     measure: Callable[[RunPlan, float | None], T],
     keys: Callable[[RunPlan], Mapping[float | None, str]] = step_keys,
+    cooldown_s: float = 0.0,
 ) -> dict[str, Priced[T]]:
     """Every distinct key of ``keys(plan)`` over ``plans``, measured once: ``measure(plan,
     keep)`` on the first run that has it, in a ``calibration`` window of the started
-    ``meter``; every run with the key counts in its ``runs``. In the order first met."""
+    ``meter``; every run with the key counts in its ``runs``. In the order first met.
+    ``cooldown_s``: seconds to idle before every block but the first (outside the
+    windows; ``energy.cooldown_s``)."""
     priced: dict[str, Priced[T]] = {}
     for plan in plans:
         for keep, key in keys(plan).items():
             if key not in priced:
+                if priced and cooldown_s > 0:
+                    time.sleep(cooldown_s)
                 meter.begin("calibration")
                 measured = measure(plan, keep)
                 cost = meter.end("calibration")

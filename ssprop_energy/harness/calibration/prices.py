@@ -20,6 +20,7 @@ from ...profilers import EnergyMeter, Measurement
 from ...provenance import UNAVAILABLE, combine
 from ...stats import mean_var
 from ...tasks import Batch
+from ..run.build import count_step_flops
 from ..run.checkpoint import save_checkpoint
 from ..run.epoch import EpochAccumulator
 from ..run.trainer import RunDiverged, eval_flops, evaluate_metrics, grad_scaler, train_step
@@ -101,7 +102,7 @@ class Prices:
         return sd / math.sqrt(self.n) / mean
 
 
-def _split(
+def split_unit(
     phases: dict[str, Measurement | None], wall_s: float, scaled_phases: tuple[str, ...]
 ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
     """(fixed, scaled, labels) of one unit from its phase windows and wall time: the time
@@ -139,10 +140,13 @@ def _device_batches(plan: RunPlan, epoch: int) -> Iterator[Batch]:
 @dataclass
 class Extras:
     """What an epoch adds besides its steps and evaluation batches (seconds): counting the
-    validation FLOPs (inside the epoch's ``time_s``) and saving the checkpoint (after it)."""
+    validation FLOPs (inside the epoch's ``time_s``) and saving the checkpoint (after it);
+    and what a run's first epoch adds: ``count_s``, one analytic FLOP count of a batch size
+    and keep (a run counts each of its (keep, batch samples) once, in its first epoch)."""
 
     flops_s: float
     checkpoint_s: float
+    count_s: float = 0.0
 
 
 def measure_steps(
@@ -166,7 +170,7 @@ def measure_steps(
         wall_s = time.perf_counter() - t0
         if measured < 0:
             continue
-        prices.add(*_split(acc.phases, wall_s, SCALED_PHASES))
+        prices.add(*split_unit(acc.phases, wall_s, SCALED_PHASES))
         if prices.n >= min(MIN_STEPS, max_steps) and prices.rse() < STOP_RSE:
             prices.stopped = "rse"
             return prices
@@ -184,14 +188,15 @@ def measure_eval(plan: RunPlan, meter: EnergyMeter) -> Prices:
         evaluate_metrics(plan.ctx, plan.spec, batches=1)
         m = meter.end("eval")
         if measured >= 0:
-            prices.add(*_split({"eval": m}, m.time_s, ("eval",)))
+            prices.add(*split_unit({"eval": m}, m.time_s, ("eval",)))
     prices.stopped = "limit"
     return prices
 
 
 def measure_extras(plan: RunPlan) -> Extras:
     """Seconds of what an epoch adds outside its metered windows (counting the validation
-    FLOPs, inside the epoch's ``time_s``) and after it (saving the checkpoint)."""
+    FLOPs, inside the epoch's ``time_s``) and after it (saving the checkpoint), and of one
+    uncached FLOP count (a full batch, keep 1.0)."""
     ctx, spec = plan.ctx, plan.spec
     eval_flops(ctx, spec)  # the counts are cached after the first call, as in a run
     t0 = time.perf_counter()
@@ -201,4 +206,7 @@ def measure_extras(plan: RunPlan) -> Extras:
         t0 = time.perf_counter()
         save_checkpoint(Path(folder) / "checkpoint.pt", ctx, 1)
         checkpoint_s = time.perf_counter() - t0
-    return Extras(flops_s, checkpoint_s)
+    shape = ctx.data.input_shape
+    t0 = time.perf_counter()
+    count_step_flops({}, ctx.model, lambda n: (n, *shape), 1.0, plan.full_batch)
+    return Extras(flops_s, checkpoint_s, time.perf_counter() - t0)

@@ -4,6 +4,7 @@ the clock and the one-line error meta.json keeps."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import torch
@@ -37,9 +38,17 @@ def build_meter(energy: EnergyConfig, device: torch.device) -> EnergyMeter:
     )
 
 
+def cool_down(seconds: float) -> None:
+    """Idle ``seconds`` (``energy.cooldown_s``): a GPU warmed by the previous run or
+    calibration block cools before the next is measured (docs/energy.md#gpu-hygiene)."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
 def start_metering(meter: EnergyMeter, energy: EnergyConfig, meta: RunMeta) -> None:
-    """Measure idle power on the started ``meter``, then fill meta.json's ``energy`` and
-    ``environment`` entries."""
+    """Idle ``energy.cooldown_s`` seconds (:func:`cool_down`), measure idle power on the
+    started ``meter``, then fill meta.json's ``energy`` and ``environment`` entries."""
+    cool_down(energy.cooldown_s)
     meter.measure_idle(energy.idle_s)
     meta.energy = parse_entry(EnergyMeta, energy_meta(meter))
     meta.environment = parse_entry(EnvironmentMeta, environment_meta(meter))

@@ -338,6 +338,7 @@ def _train(
         if comparison is not None:
             comparison.end_epoch(session.store)
         row.update(contention.lap())
+        row.update(meter.health())  # GPU hygiene: each GPU's state at the epoch's end
         row.update(task_end_epoch(ctx, spec, meter, epoch, session.run_dir))
         if session.end_epoch(row, epoch, stored, on_epoch):
             break

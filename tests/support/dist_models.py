@@ -53,10 +53,9 @@ class GpuLosingCnn(CrashingCnn):
 def gpu_losing_cnn(in_channels: int = 1, num_classes: int = 3) -> nn.Module:
     """The CNN above, and the trainer's meter replaced by one over a fake GPU (every rank),
     the named rank's lost in its second epoch."""
-    from tests.support.profiler_fakes import FakeGpu, FakeNvml
-
     from ssprop_energy.harness.run import trainer
     from ssprop_energy.profilers import EnergyMeter
+    from tests.support.profiler_fakes import FakeGpu, FakeNvml
 
     def meter(energy: object, device: object) -> EnergyMeter:
         gpu = FakeGpu("GPU-a", power_w=120.0)

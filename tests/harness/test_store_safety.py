@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app, profile_cmd
@@ -25,7 +26,7 @@ from ssprop_energy.harness.run import trainer
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import LOCK, LOCK_STALE_AFTER_S, load_run, load_sweep
-from tests.support.harness_configs import write_config
+from tests.support.harness_configs import tiny_config, write_config
 
 runner = CliRunner()
 
@@ -232,6 +233,13 @@ BAD_DATA = {
         np.arange(20) / 2,
         "y: labels must be integers, got 0.5",
     ),
+    "one label far above the others": (
+        np.ones((200, 8, 8)),
+        np.r_[np.arange(199) % 3, 1_000_000],
+        "y: labels run up to 1000000 but only 4 distinct labels occur (a model of 1000001 "
+        "outputs, 999997 of them for classes without a sample); set data.classes to the class "
+        "count, or number the labels 0 to 3",
+    ),
 }
 
 
@@ -239,11 +247,45 @@ BAD_DATA = {
 def test_bad_data_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     x, y, message = BAD_DATA[case]
     np.savez(tmp_path / "data.npz", x=x, y=y)
+    config = tiny_config(tmp_path)
+    config["data"] = {"name": "npz", "path": str(tmp_path / "data.npz"), "batch_size": 16}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
+    result = _profile(str(tmp_path / "model.yaml"), "--quiet")
+    assert result.exit_code == 2
+    assert _one_line(result) == f"error: data.path: {tmp_path / 'data.npz'}: {message}"
+    assert not any((tmp_path / "runs" / "tiny").glob("*/meta.json"))
+
+
+def test_labels_outside_the_configured_class_count_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "data.npz", x=np.ones((20, 8, 8)), y=np.arange(20) % 4)
+    data = {"name": "npz", "path": str(tmp_path / "data.npz"), "classes": 3}
+    result = _profile(str(write_config(tmp_path, data=data)), "--quiet")
+    assert result.exit_code == 2
+    assert _one_line(result) == (
+        f"error: data.path: {tmp_path / 'data.npz'}: "
+        "y: labels must be in [0, 3) (data.classes: 3), got 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty (0 bytes), not an .npz file"),
+        (
+            b"x,y\n1,2\n",
+            "not an .npz file (numpy.savez writes a zip archive of the arrays x and y)",
+        ),
+        (b"PK\x03\x04 cut short", "not a readable .npz file (File is not a zip file)"),
+    ],
+)
+def test_an_empty_or_foreign_data_file_is_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "data.npz").write_bytes(content)
     data = {"name": "npz", "path": str(tmp_path / "data.npz")}
     result = _profile(str(write_config(tmp_path, data=data)), "--quiet")
     assert result.exit_code == 2
     assert _one_line(result) == f"error: data.path: {tmp_path / 'data.npz'}: {message}"
-    assert not any((tmp_path / "runs" / "tiny").glob("*/meta.json"))
 
 
 # 4. signals and fatal errors

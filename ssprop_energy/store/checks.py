@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
+from .atomic import restore_csv
 from .schema import (
     ESTIMATE_RECORDED,
     ESTIMATE_TEXT_COLUMNS,
@@ -125,7 +126,7 @@ def read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Data
     if not data.endswith(b"\n"):
         raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        frame = restore_csv(pd.read_csv(io.BytesIO(data)))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None

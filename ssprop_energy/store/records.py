@@ -16,7 +16,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import UserError
-from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
+from .atomic import (
+    atomic_write,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    csv_text,
+)
 from .checks import (
     StoreConflict,
     StoreDamaged,
@@ -289,7 +295,7 @@ class RunStore:
         return read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
-        self._write_epochs(epochs, epochs.to_csv(index=False))
+        self._write_epochs(epochs, csv_text(epochs))
 
     def _write_epochs(self, epochs: pd.DataFrame, text: str) -> None:
         path = atomic_write_text(self.path / EPOCHS, text)
@@ -323,7 +329,7 @@ class RunStore:
         new = pd.DataFrame([row])
         epochs = pd.concat([stored, new], ignore_index=True, sort=False)
         if text is not None and list(new.columns) == list(stored.columns):
-            self._write_epochs(epochs, text + new.to_csv(index=False, header=False))
+            self._write_epochs(epochs, text + csv_text(new, header=False))
         else:
             self.write_epochs(epochs)
         return epochs

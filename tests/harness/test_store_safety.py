@@ -121,6 +121,44 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path, host: str, age_s: float, tak
     assert (run_dir / LOCK).exists() != taken_over
 
 
+@pytest.mark.parametrize(
+    ("content", "why"), [(b"", "empty"), (b'{"host": "a", "pi', "not a lock's JSON")]
+)
+def test_an_unreadable_lock_is_stale_at_once_with_a_line(tmp_path: Path, content, why) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}])
+    (spec,) = plan_runs(load_config(config))
+    run_dir = tmp_path / "runs" / "tiny" / spec.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / LOCK).write_bytes(content)  # left by a crash, or damaged
+    result = _profile(str(config))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"[run 1/1 {spec.run_id}] {run_dir / LOCK}: an unreadable lock ({why}), taken over as "
+        "stale" in result.output
+    )
+    assert "claimed by pid 0" not in result.output
+    assert is_trained(run_dir) and not (run_dir / LOCK).exists()
+
+
+def test_a_crash_while_the_claim_is_written_leaves_no_lock(tmp_path: Path, monkeypatch) -> None:
+    from ssprop_energy.store import RunLock, lock
+
+    class Crashing:
+        loads = staticmethod(json.loads)
+
+        @staticmethod
+        def dumps(*args, **kwargs):
+            raise KeyboardInterrupt  # the process dies while it writes its claim
+
+        dump = dumps
+
+    monkeypatch.setattr(lock, "json", Crashing)
+    with pytest.raises(KeyboardInterrupt):
+        RunLock.claim(tmp_path / "run")
+    assert not (tmp_path / "run" / LOCK).exists()
+    assert not [p for p in (tmp_path / "run").iterdir()]  # no temporary file either
+
+
 def test_a_lock_whose_pid_was_reused_is_stale(tmp_path: Path) -> None:
     from ssprop_energy.store import live_holder
 

@@ -427,7 +427,7 @@ def test_a_damaged_meta_is_reported_and_never_overwritten(tmp_path: Path) -> Non
     meta = damaged.path / "meta.json"
     meta.write_text("[1, 2]")  # valid JSON, not an object
     report = runner.invoke(app, ["report", str(sweep)])
-    assert report.exit_code == 0, report.output
+    assert report.exit_code == 3, report.output  # written, but a run is damaged
     problem = f"{meta}: not a JSON object (got list)"
     assert f"note: damaged, left out: {problem}" in report.output
     meta.write_text("{}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -439,6 +440,41 @@ def test_a_damaged_meta_is_reported_and_never_overwritten(tmp_path: Path) -> Non
     assert load_run(kept.path).meta.finished_at == kept.meta.finished_at
     rerun = _profile(str(config), "--quiet", "--only", damaged.run_id)
     assert rerun.exit_code == 0 and load_run(damaged.path).status == "finished"
+
+
+def test_only_never_deletes_through_a_symlinked_run_folder(tmp_path: Path) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}], train={"epochs": 1})
+    assert _profile(str(config), "--quiet").exit_code == 0
+    (run,) = load_sweep(tmp_path / "runs" / "tiny")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("not the tool's")
+    shutil.rmtree(run.path)
+    run.path.symlink_to(foreign, target_is_directory=True)
+    result = _profile(str(config), "--quiet", "--only", run.run_id)
+    assert result.exit_code == 2
+    assert _one_line(result) == (
+        f"error: {run.path}: a symbolic link (to {foreign}), not a run's own folder: --only "
+        "never moves or deletes files through a link; remove the link and run again"
+    )
+    assert [p.name for p in foreign.iterdir()] == ["precious.txt"]
+    assert (foreign / "precious.txt").read_text() == "not the tool's"
+
+
+def test_put_back_removes_a_link_inside_a_run_never_its_target(tmp_path: Path) -> None:
+    from ssprop_energy.harness.sweep.replace import put_back, set_aside
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("x")
+    run_dir = tmp_path / "sweep" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "meta.json").write_text("{}")
+    aside = set_aside(run_dir)
+    (run_dir / "power").symlink_to(foreign, target_is_directory=True)  # the new run's files
+    put_back(run_dir, aside)
+    assert (foreign / "precious.txt").exists() and not (run_dir / "power").exists()
+    assert [p.name for p in run_dir.iterdir()] == ["meta.json"]
 
 
 def test_damaged_killed_and_doubled_runs_read_as_such(tmp_path: Path) -> None:

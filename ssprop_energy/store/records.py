@@ -225,7 +225,10 @@ def _identity(path: Path) -> tuple[int, int, int]:
 def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
     """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
     file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
+    path = Path(sweep_dir) / ESTIMATE
+    if path.is_file() and path.stat().st_size == 0:  # written whole or not at all: damage
+        raise StoreDamaged(f"{path}: empty (0 bytes), not an estimate; remove it or run estimate")
+    frame = read_csv(path, check_estimate)
     if frame.empty:
         return {}
     frame = frame.astype({"run_id": str})

@@ -182,9 +182,10 @@ def test_a_second_copy_of_an_epoch_is_refused(tmp_path: Path) -> None:
     from ssprop_energy.store import RunStore, StoreConflict
 
     store = RunStore(tmp_path)
-    store.append_epoch({"run_id": "r", "epoch": 0, "energy_j": 1.0})
+    row = {"run_id": "r", "epoch": 0, "energy_j": 1.0, "time_s": 1.0, "flops_total": 1e6}
+    store.append_epoch(row)
     with pytest.raises(StoreConflict, match="holds 1 epoch rows, so epoch 0 cannot be added"):
-        store.append_epoch({"run_id": "r", "epoch": 0, "energy_j": 1.0})
+        store.append_epoch(row)
     assert store.read_epochs()["epoch"].tolist() == [0]
 
 

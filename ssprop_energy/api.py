@@ -19,8 +19,10 @@ from .harness.ranks.group import RankGroup
 from .harness.ranks.launch import (
     Launch,
     LaunchFailed,
+    LaunchStopped,
     RankFailed,
     check_distributable,
+    die_with_launcher,
     launch_ranks,
     record_failure,
 )
@@ -29,7 +31,7 @@ from .harness.sweep.runner import SweepResult, run_sweep, sweep_folder
 from .harness.sweep.shard import Shard, parse_shard
 from .reports import Report, sweep_report
 
-__all__ = ["LaunchFailed", "ProfileResult", "RankFailed", "profile"]
+__all__ = ["LaunchFailed", "LaunchStopped", "ProfileResult", "RankFailed", "profile"]
 
 
 @dataclass
@@ -81,6 +83,7 @@ def profile(
         return _launch(cfg, source, launch, (out, only, max_runs, quiet, part))
     result: SweepResult
     if ranks is not None:
+        die_with_launcher()
         ranked = _as_rank(cfg, source, ranks, reporter, (out, only, max_runs, part))
         if ranks.rank != 0:
             return ranked

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,6 +93,50 @@ def env(
     )
 
 
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+"""Signals ``measure`` passes on to its command (and then waits for it)."""
+CTRL_C_GRACE_S = 5.0
+"""After Ctrl-C (which the command gets from the terminal too), how long ``measure`` waits for
+the command to stop before it sends SIGTERM."""
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode  # killed by signal -returncode
+
+
+def run_forwarding(command: list[str]) -> int:
+    """Run ``command`` and wait for it; SIGTERM and SIGHUP to this process are forwarded to
+    it (a signal this process ignores, e.g. SIGHUP under nohup, stays ignored), and it is
+    waited for, so the figures cover it to its end. The exit code: the command's (128 + the
+    signal when a signal killed it), or 128 + the signal this process got (130 for Ctrl-C)."""
+    child = subprocess.Popen(command)
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = {}
+    for signum in FORWARDED:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, forward)
+    try:
+        try:
+            code = _exit_code(child.wait())
+        except KeyboardInterrupt:  # the command got Ctrl-C from the terminal as well
+            received.append(signal.SIGINT)
+            try:
+                child.wait(CTRL_C_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.terminate()
+            code = _exit_code(child.wait())
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + received[0] if received else code
+
+
 @app.command(context_settings={"ignore_unknown_options": True})
 @user_errors
 def measure(
@@ -107,7 +153,9 @@ def measure(
     """Run CMD and print its time, energy per source, emissions and provenance.
 
     The command's exit code is passed through; a command killed by a signal gives 128 +
-    the signal (137 for SIGKILL), as a shell does."""
+    the signal (137 for SIGKILL), as a shell does. SIGTERM and SIGHUP are forwarded to the
+    command, which is waited for; the figures are printed and the exit code is 128 + the
+    signal (143, 129; Ctrl-C: 130)."""
     if csv is not None and csv.is_dir():
         raise UserError(f"--csv: {csv} is a folder; give the path of a CSV file")
     meter = EnergyMeter(codecarbon=codecarbon, country=country, region=region, interval_s=interval)
@@ -115,15 +163,11 @@ def measure(
         idle_w = meter.measure_idle(idle)
         meter.begin("command")
         try:
-            code = subprocess.call(command)
-            if code < 0:  # killed by signal -code
-                code = 128 - code
+            code = run_forwarding(command)
         except FileNotFoundError:
             raise UserError(f"command not found: {command[0]}") from None
         except OSError as exc:
             raise UserError(f"{command[0]}: cannot run it ({exc.strerror})") from None
-        except KeyboardInterrupt:
-            code = 130
         finally:
             result = meter.end("command")
     console = Console()

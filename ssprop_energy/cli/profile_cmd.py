@@ -14,7 +14,7 @@ from rich.table import Table
 from ..api import profile as run_profile
 from ..errors import UserError
 from ..harness.config import load_config
-from ..harness.ranks.launch import Launch, LaunchFailed, RankFailed
+from ..harness.ranks.launch import Launch, LaunchFailed, LaunchStopped, RankFailed
 from ..harness.runs import RunSpec, plan_runs
 from ..harness.sweep.progress import make_reporter
 from ..harness.sweep.runner import SweepResult, dry_run_table
@@ -90,6 +90,8 @@ def profile(
     except (LaunchFailed, RankFailed) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except LaunchStopped as exc:  # the ranks printed their line; rerun to resume
+        raise typer.Exit(128 + exc.signum) from None
     if result.launched:
         return
     if result.rank not in (None, 0):

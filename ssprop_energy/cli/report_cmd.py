@@ -12,6 +12,11 @@ from ..reports import FIGURES, build_report, write_report
 from ..store import is_run_dir
 from ._app import app, user_errors
 
+FAILED_RUN = 1
+"""Exit status of ``report`` when some run failed (the notes give its error)."""
+DAMAGED_RUN = 3
+"""Exit status of ``report`` when some run is damaged (left out; the notes name the file)."""
+
 
 @app.command()
 @user_errors
@@ -36,7 +41,11 @@ def report(
         str, typer.Option(help="Method or method label the other runs are compared with.")
     ] = "dense",
 ) -> None:
-    """Write summary.csv, methods.csv, epochs.csv, phases.csv, setups.csv and report.html."""
+    """Write summary.csv, methods.csv, epochs.csv, phases.csv, setups.csv and report.html.
+
+    Exit status: 0 when every run read is sound and none failed (diverged runs and runs not
+    ended yet included), 1 when a run failed, 3 when a run is damaged (the report is written
+    in both cases), 2 for bad input."""
     if out is None:
         if len(run_dirs) > 1:
             raise UserError("--out: required when merging several run folders")
@@ -52,3 +61,7 @@ def report(
     typer.echo(built.headline)
     for note in built.notes:  # the flags among them as `flag: ...`
         typer.echo(f"{'flag' if note in built.flags else 'note'}: {note}")
+    if built.damaged:
+        raise typer.Exit(DAMAGED_RUN)
+    if built.runs["status"].eq("failed").any():
+        raise typer.Exit(FAILED_RUN)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,10 +93,21 @@ def _images(x: np.ndarray | torch.Tensor, cfg: DataConfig, source: str) -> torch
     return t
 
 
-def _checked(x_raw: object, y_raw: object, source: str) -> tuple[np.ndarray, np.ndarray, int]:
+SPARSE_CLASSES = 100
+"""Without a known class count, the classes are the largest label + 1: more than this many
+classes of which over half have no sample is refused (a stray label, e.g. 1,000,000 among
+200 samples, would otherwise give a model of 1,000,001 outputs)."""
+
+
+def _checked(
+    x_raw: object, y_raw: object, source: str, classes: int | None = None, known: str = ""
+) -> tuple[np.ndarray, np.ndarray, int]:
     """A data set's images and labels as loaded, refused with one line naming ``source``
     unless both are non-empty numeric arrays of one label per image, the pixels finite and
-    the labels integers in [0, classes) of at least two classes; returns x, y and classes."""
+    the labels integers in [0, classes) of at least two classes; returns x, y and classes.
+    ``classes`` is the known class count (``known`` says whose: the config's, the data
+    set's), or None: then the largest label + 1, unless that is far above the number of
+    distinct labels."""
     x, y = np.asarray(x_raw), np.asarray(y_raw)
     for name, array, kinds in (("x", x, "biuf"), ("y", y, "iuf")):
         if array.size == 0:
@@ -119,7 +132,19 @@ def _checked(x_raw: object, y_raw: object, source: str) -> tuple[np.ndarray, np.
         raise UserError(
             f"{source}: y: every label is {present[0]}; a data set needs at least two classes"
         )
-    return x, labels, int(labels.max()) + 1
+    top = int(labels.max())
+    if classes is not None:
+        if top >= classes:
+            raise UserError(f"{source}: y: labels must be in [0, {classes}) ({known}), got {top}")
+        return x, labels, classes
+    if top + 1 > SPARSE_CLASSES and top + 1 > 2 * len(present):
+        raise UserError(
+            f"{source}: y: labels run up to {top} but only {len(present)} distinct labels occur "
+            f"(a model of {top + 1} outputs, {top + 1 - len(present)} of them for classes "
+            "without a sample); set data.classes to the class count, or number the labels "
+            f"0 to {len(present) - 1}"
+        )
+    return x, labels, top + 1
 
 
 Scale = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -171,16 +196,36 @@ def _npz(cfg: DataConfig, scale: Scale) -> Dataset:
         raise UserError("data.path: the npz data set needs a path to a .npz file with x and y")
     if not cfg.path.is_file():
         raise UserError(f"data.path: {cfg.path}: no such file")
+    _npz_magic(cfg.path)
     try:
-        with np.load(cfg.path) as archive:
+        with np.load(cfg.path, allow_pickle=False) as archive:
             if "x" not in archive or "y" not in archive:
                 raise UserError(f"data.path: {cfg.path}: needs arrays named 'x' and 'y'")
             x_raw, y_raw = archive["x"], archive["y"]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"data.path: {cfg.path}: not a readable .npz file ({exc})") from None
-    x_np, y_np, classes = _checked(x_raw, y_raw, f"data.path: {cfg.path}")
+    known = cfg.classes if "classes" in cfg.model_fields_set else None
+    x_np, y_np, classes = _checked(
+        x_raw, y_raw, f"data.path: {cfg.path}", known, f"data.classes: {cfg.classes}"
+    )
     x = _images(x_np, cfg, str(cfg.path))
     return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
+
+
+def _npz_magic(path: Path) -> None:
+    """One line for a file that cannot be an .npz (a zip archive): empty, or another format."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise UserError(f"data.path: {path}: cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise UserError(f"data.path: {path}: the file is empty (0 bytes), not an .npz file")
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise UserError(
+            f"data.path: {path}: not an .npz file (numpy.savez writes a zip archive of the "
+            "arrays x and y)"
+        )
 
 
 def _torchvision(cfg: DataConfig, scale: Scale) -> Dataset:
@@ -204,7 +249,11 @@ def _torchvision(cfg: DataConfig, scale: Scale) -> Dataset:
             "this one as an npz file (x, y) and use name: npz"
         )
     train = _opened(cfg, lambda: cls(root=str(root), train=True, download=cfg.download))
-    x_np, y_np, classes = _checked(np.asarray(train.data), train.targets, f"data.path: {root}")
+    names = getattr(train, "classes", None)
+    known = len(names) if isinstance(names, list) and names else None
+    x_np, y_np, classes = _checked(
+        np.asarray(train.data), train.targets, f"data.path: {root}", known, f"{cfg.name}'s classes"
+    )
     x = _images(x_np / 255.0, cfg, cfg.name)
     return _split(x, torch.as_tensor(y_np), cfg, classes, scale)
 

@@ -129,13 +129,20 @@ class InferenceConfig(_Section):
 SWEEP_ALIASES = {"batch_size": "data.batch_size"}
 
 
+NAME_MAX_CHARS = 100
+"""The longest sweep name: a folder name well within every file system's limit (255 bytes)."""
+
+
 def check_sweep_name(value: str) -> str:
-    """A sweep's folder under the output folder: never ``.``, ``..`` or a hidden folder."""
-    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", value):
+    """A sweep's folder under the output folder: never ``.``, ``..``, a hidden folder, a name
+    a shell command would read as an option (``-rf``), or longer than ``NAME_MAX_CHARS``."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", value):
         raise ValueError(
             "must be a folder name of letters, digits, '.', '_' and '-' that does not "
-            "start with '.'"
+            "start with '.' or '-'"
         )
+    if len(value) > NAME_MAX_CHARS:
+        raise ValueError(f"must be at most {NAME_MAX_CHARS} characters long, got {len(value)}")
     return value
 
 

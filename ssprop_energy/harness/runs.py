@@ -91,7 +91,7 @@ def _spread(n: int) -> list[int]:
 
 def _apply_setup(cfg: ProfileConfig, setup: dict[str, Any], source: str) -> tuple[Any, Any]:
     train = cfg.train.model_dump()
-    data = cfg.data.model_dump()
+    data = cfg.data.model_dump(exclude_unset=True)  # keeps which fields the config gave
     for key, value in setup.items():
         section, field = SWEEP_ALIASES.get(key, f"train.{key}").split(".")
         (data if section == "data" else train)[field] = value

@@ -53,6 +53,8 @@ class ReportContents:
     notes: tuple[str, ...] = ()
     """What was excluded from means, mixed provenance, missing baselines, empty columns, and
     every flag."""
+    damaged: tuple[str, ...] = ()
+    """One line per damaged run, left out of every table (its file and what is wrong)."""
     flags: tuple[str, ...] = ()
     """Runs measured on a busy or noisy machine, and idle power that drifted between runs
     (thresholds in :mod:`.noise`); empty on a quiet machine."""

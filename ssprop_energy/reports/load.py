@@ -94,21 +94,30 @@ def power_tables(
     records: list[RunRecord], names: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Every run's downsampled trace and power per epoch, read one chunk at a time; a
-    damaged trace is left out with a note (the run's other tables stay)."""
-    sketches, epochs, notes = [], [], []
+    damaged trace is left out with a note (the run's other tables stay). A run without
+    readings (it diverged, failed or was stopped before its first chunk, or is still in its
+    first epoch) is left out of the power charts, with a note when other runs have a trace."""
+    sketches, epochs, notes, without = [], [], [], []
     for record, name in zip(records, names, strict=True):
         try:
             overview = record.trace.overview()
         except PowerTraceDamaged as exc:
             notes.append(f"{name}: power trace left out: {exc}")
             continue
+        if overview.sketch.empty:
+            without.append(name)
+            continue
         sketches.append(overview.sketch.assign(run=name))
         epochs.append(overview.epochs.assign(run=name))
+    if sketches and without:
+        notes.append(f"no power trace (left out of the power charts): {', '.join(without)}")
     return _stacked(sketches), _stacked(epochs), notes
 
 
 def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One table of per-run frames, ``run`` first."""
+    """One table of per-run frames, ``run`` first; empty frames are left out (their columns
+    have no type, and would turn every number of the table into an object)."""
+    frames = [f for f in frames if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run"])
     return table[["run", *(c for c in table.columns if c != "run")]]
 

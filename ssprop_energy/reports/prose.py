@@ -28,10 +28,15 @@ def run_notes(records: list[RunRecord], names: list[str]) -> list[str]:
 
 
 def missing_note(missing: pd.DataFrame, planned: int) -> list[str]:
-    if missing.empty:
-        return []
-    runs = ", ".join(f"{r.run_id} ({r.status})" for r in missing.itertuples())
-    return [f"{len(missing)} of {planned} planned runs not ended yet (missing.csv): {runs}"]
+    """The planned runs without a result: those not ended yet, and (apart) those that failed
+    or are damaged, which have ended."""
+    notes = []
+    ended = missing["status"].isin(["failed", "damaged"])
+    for rows, what in ((missing[~ended], "not ended yet"), (missing[ended], "failed or damaged")):
+        if len(rows):
+            runs = ", ".join(f"{r.run_id} ({r.status})" for r in rows.itertuples())
+            notes.append(f"{len(rows)} of {planned} planned runs {what} (missing.csv): {runs}")
+    return notes
 
 
 CITE_CALIBRATED = (

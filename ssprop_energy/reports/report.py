@@ -156,6 +156,7 @@ def build_report(
         highlights=tuple(lines),
         notes=tuple(notes),
         flags=tuple(flags),
+        damaged=tuple(damaged),
         title=", ".join(sweeps),
         baseline=baseline,
         target_accuracy=target,

@@ -6,6 +6,7 @@ UserErrors naming the file."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -100,6 +101,72 @@ def atomic_write_json(path: Path | str, obj: Any) -> Path:
     return atomic_write_text(path, text + "\n")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell beginning with one of these as a formula (CSV injection)."""
+
+
+def _plain_number(cell: str) -> bool:
+    """A lone ``-`` (the store's empty setup) or a signed number such as ``-0.5``: no
+    formula, left as it is."""
+    if cell == "-":
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralize_cell(cell: Any) -> Any:
+    """A text cell that begins with a formula character, or with ``'`` itself (so the quote
+    can always be taken off again), gets a leading ``'`` (as OWASP advises); numbers, empty
+    cells and other text are left as they are."""
+    if not isinstance(cell, str) or not cell:
+        return cell
+    if cell[0] == "'" or (cell.startswith(FORMULA_START) and not _plain_number(cell)):
+        return "'" + cell
+    return cell
+
+
+def restore_cell(cell: Any) -> Any:
+    """``neutralize_cell`` undone: a text cell's leading ``'`` taken off."""
+    return cell[1:] if isinstance(cell, str) and cell.startswith("'") else cell
+
+
+def _text_columns(frame: pd.DataFrame) -> list[Any]:
+    return [
+        c
+        for c in frame.columns
+        if frame[c].dtype.kind == "O"
+        or isinstance(frame[c].dtype, pd.CategoricalDtype | pd.StringDtype)
+    ]
+
+
+def csv_text(frame: pd.DataFrame, header: bool = True) -> str:
+    """The one rule for the CSV files the tool writes: ``frame`` as CSV text (no index, floats
+    in full precision), its text cells and column names neutralized (``neutralize_cell``);
+    numeric columns are written as they are."""
+    text = frame.copy()
+    carriage = False
+    for column in _text_columns(frame):
+        text[column] = frame[column].astype(object).map(neutralize_cell)
+        carriage = carriage or text[column].map(lambda c: isinstance(c, str) and "\r" in c).any()
+    text.columns = [neutralize_cell(c) for c in frame.columns]
+    # pandas leaves a lone CR unquoted, which readers take for a line break: quote text then
+    quoting = csv.QUOTE_NONNUMERIC if carriage else csv.QUOTE_MINIMAL
+    return text.to_csv(index=False, header=header, quoting=quoting)
+
+
+def restore_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read from a CSV written by ``csv_text``, with its text cells and column names
+    as they were."""
+    restored = frame.rename(columns=restore_cell)
+    for column in _text_columns(restored):
+        restored[column] = restored[column].map(restore_cell)
+    return restored
+
+
 def atomic_write_csv(path: Path | str, frame: pd.DataFrame) -> Path:
-    """Write a DataFrame as CSV (no index) atomically, floats in full precision."""
-    return atomic_write_text(path, frame.to_csv(index=False))
+    """Write a DataFrame as CSV (no index) atomically, floats in full precision, text cells
+    neutralized against formula injection (``csv_text``)."""
+    return atomic_write_text(path, csv_text(frame))

@@ -4,12 +4,15 @@ that does not parse or does not fit is a StoreDamaged error naming it (docs/stor
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .atomic import restore_csv
 from .schema import (
     ARMS,
     BLOCKS_COLUMNS,
@@ -69,11 +72,49 @@ def check_epochs(frame: pd.DataFrame, path: Path) -> None:
             raise StoreDamaged(
                 f"{path}: column {column!r} holds a reason mask that is not a non-negative integer"
             )
+    check_epoch_values(frame, path)
     epochs = pd.to_numeric(frame["epoch"]).tolist()
     for row, epoch in enumerate(epochs):
         if epoch != row:
             seen = "appears twice" if epoch in epochs[:row] else "is out of order"
             raise StoreDamaged(f"{path}: row {row + 1}: epoch {epoch} {seen}")
+
+
+# -- epochs.csv: required figures and their ranges ----------------------------------------
+
+EPOCH_REQUIRED = ("time_s", "energy_j", "flops_total")
+"""Columns every epoch row has (the trainer, the ranks' totals and RunRecorder all write
+them; empty where unknown, e.g. energy_j without an energy source)."""
+EPOCH_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "train_accuracy": (0.0, 1.0),
+    "time_s": (0.0, math.inf),
+    "energy_j": (0.0, math.inf),
+    "emissions_kg": (0.0, math.inf),
+    "flops_forward": (0.0, math.inf),
+    "flops_backward": (0.0, math.inf),
+    "flops_backward_dense": (0.0, math.inf),
+    "flops_eval": (0.0, math.inf),
+    "flops_total": (0.0, math.inf),
+}
+"""The closed range of each figure of epochs.csv that has one; values must be finite
+(an empty cell is an unknown figure, and allowed)."""
+
+
+def check_epoch_values(frame: pd.DataFrame, path: Path) -> None:
+    """epochs.csv's required figures (``EPOCH_REQUIRED``) and ranges (``EPOCH_RANGES``): a
+    StoreDamaged line naming the file, the row, the column and the value."""
+    _required(frame, path, EPOCH_REQUIRED)
+    for column, (low, high) in EPOCH_RANGES.items():
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column])
+        bad = values.notna() & ~(values.between(low, high) & np.isfinite(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = float(values.iloc[row])
+            what = "is not finite" if math.isinf(value) else f"is outside [{low:g}, {high:g}]"
+            raise StoreDamaged(f"{path}: row {row + 1}: {column} {value:g} {what}")
 
 
 def check_inference(frame: pd.DataFrame, path: Path) -> None:
@@ -149,7 +190,7 @@ def read_csv(path: Path, check: Callable[[pd.DataFrame, Path], None]) -> pd.Data
     if not data.endswith(b"\n"):
         raise StoreDamaged(f"{path}: the last line is cut off (the file is truncated)")
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        frame = restore_csv(pd.read_csv(io.BytesIO(data)))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise StoreDamaged(f"{path}: not a readable CSV file ({first})") from None

@@ -6,7 +6,9 @@ every ``LOCK_REFRESH_S`` seconds while the run trains. A lock is stale, and the 
 takes it over, when its process is gone: on this host, its pid no longer runs, or runs a
 process that started after the lock did (the pid was reused), or is this process's pid but not
 one of its own locks; on any host, it was not refreshed for ``LOCK_STALE_AFTER_S`` seconds.
-An unreadable lock counts from its file's modification time.
+The claim's content is written before the lock exists (a temporary file, hard-linked into
+place), so a lock never exists empty: one that does not parse (empty, cut off, garbage) is
+left from a crash or damage, and is stale at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from types import TracebackType
 import psutil
 
 from ..errors import UserError
-from .atomic import atomic_write_json
+from .atomic import atomic_write_text
 from .schema import LOCK
 
 LOCK_REFRESH_S = 30.0
@@ -49,8 +51,12 @@ class LockInfo:
     started_at: float
     refreshed_at: float
     token: str
+    unreadable: str | None = None
+    """Why the lock file does not parse (it is then stale at once); None for a sound lock."""
 
     def describe(self) -> str:
+        if self.unreadable is not None:
+            return f"an unreadable lock ({self.unreadable})"
         since = datetime.fromtimestamp(self.started_at, UTC).isoformat(timespec="seconds")
         return f"pid {self.pid} on {self.host} since {since}"
 
@@ -76,6 +82,19 @@ def _pid_holds(pid: int, since: float) -> bool:
     return started <= since + PID_START_TOLERANCE_S
 
 
+def _content(info: LockInfo) -> str:
+    """The lock file's JSON (the fields ``host`` to ``token``)."""
+    return json.dumps({k: v for k, v in asdict(info).items() if k != "unreadable"})
+
+
+def _why_unreadable(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "gone"
+    return "empty" if size == 0 else "not a lock's JSON"
+
+
 def _parse(path: Path) -> LockInfo | None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -97,12 +116,14 @@ def read_lock(run_dir: Path | str) -> LockInfo | None:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         return None
-    return _parse(path) or LockInfo(host="", pid=0, started_at=mtime, refreshed_at=mtime, token="")
+    return _parse(path) or LockInfo("", 0, mtime, mtime, "", unreadable=_why_unreadable(path))
 
 
 def is_stale(info: LockInfo, now: float | None = None) -> bool:
     """True when the lock's process is gone (see the module docstring for the rule)."""
     now = time.time() if now is None else now
+    if info.unreadable is not None:
+        return True
     if now - info.refreshed_at > LOCK_STALE_AFTER_S:
         return True
     if info.host != socket.gethostname():
@@ -125,6 +146,8 @@ class RunLock:
     def __init__(self, run_dir: Path, info: LockInfo) -> None:
         self.path = run_dir / LOCK
         self.info = info
+        self.note: str | None = None
+        """A line for the user when the claim took over an unreadable lock."""
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
 
@@ -132,29 +155,28 @@ class RunLock:
     def claim(cls, run_dir: Path | str) -> RunLock:
         """Claim the run (creating its folder); RunClaimed when a live process holds it."""
         run_dir = Path(run_dir)
+        note = None
         for _ in range(3):
             now = time.time()
             info = LockInfo(socket.gethostname(), os.getpid(), now, now, uuid.uuid4().hex)
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
-                fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                _create(run_dir / LOCK, _content(info), info.token)
             except FileExistsError:
                 holder = read_lock(run_dir)
                 if holder is not None and not is_stale(holder):
                     raise RunClaimed(run_dir, holder) from None
                 if holder is not None:
                     _take_over(run_dir / LOCK, holder)
+                    if holder.unreadable is not None:
+                        note = f"{run_dir / LOCK}: {holder.describe()}, taken over as stale"
                 continue
             except OSError as exc:
                 raise UserError(f"{run_dir}: cannot write results here ({exc.strerror})") from None
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(asdict(info), fh)
-            except OSError as exc:
-                (run_dir / LOCK).unlink(missing_ok=True)
-                raise UserError(f"{run_dir / LOCK}: cannot write ({exc.strerror})") from None
             _HELD.add(info.token)
-            return cls(run_dir, info)
+            lock = cls(run_dir, info)
+            lock.note = note
+            return lock
         holder = read_lock(run_dir)
         raise RunClaimed(run_dir, holder or LockInfo("?", 0, time.time(), time.time(), ""))
 
@@ -167,7 +189,7 @@ class RunLock:
         """Stamp the lock with the time now (nothing if another process took it over)."""
         if self.owned():
             self.info = LockInfo(**{**asdict(self.info), "refreshed_at": time.time()})
-            atomic_write_json(self.path, asdict(self.info))
+            atomic_write_text(self.path, _content(self.info))
 
     def _beat(self) -> None:
         while not self._stop.wait(LOCK_REFRESH_S):
@@ -198,6 +220,32 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _create(path: Path, text: str, token: str) -> None:
+    """Create the lock ``path`` holding ``text``, or FileExistsError: the text goes to a
+    temporary file first, hard-linked to ``path`` (a link, like ``O_EXCL``, fails when the name
+    exists), so the lock never exists without its content. Where the file system has no hard
+    links, ``O_CREAT | O_EXCL`` and a write."""
+    temp = path.with_name(f".{path.name}.{token}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        try:
+            os.link(temp, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (some network and FUSE file systems)
+            pass
+    finally:
+        temp.unlink(missing_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _take_over(path: Path, stale: LockInfo) -> None:

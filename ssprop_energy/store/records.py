@@ -16,7 +16,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import UserError
-from .atomic import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
+from .atomic import (
+    atomic_write,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    csv_text,
+)
 from .checks import (
     StoreConflict,
     StoreDamaged,
@@ -221,7 +227,10 @@ def _identity(path: Path) -> tuple[int, int, int]:
 def read_estimates(sweep_dir: Path | str) -> dict[str, EstimateMeta]:
     """The recorded columns of the sweep's estimate.csv per run id (empty without one); a
     file that does not parse or fit is a StoreDamaged error naming it."""
-    frame = read_csv(Path(sweep_dir) / ESTIMATE, check_estimate)
+    path = Path(sweep_dir) / ESTIMATE
+    if path.is_file() and path.stat().st_size == 0:  # written whole or not at all: damage
+        raise StoreDamaged(f"{path}: empty (0 bytes), not an estimate; remove it or run estimate")
+    frame = read_csv(path, check_estimate)
     if frame.empty:
         return {}
     frame = frame.astype({"run_id": str})
@@ -291,7 +300,7 @@ class RunStore:
         return read_csv(self.path / EPOCHS, check_epochs)
 
     def write_epochs(self, epochs: pd.DataFrame) -> None:
-        self._write_epochs(epochs, epochs.to_csv(index=False))
+        self._write_epochs(epochs, csv_text(epochs))
 
     def _write_epochs(self, epochs: pd.DataFrame, text: str) -> None:
         path = atomic_write_text(self.path / EPOCHS, text)
@@ -325,7 +334,7 @@ class RunStore:
         new = pd.DataFrame([row])
         epochs = pd.concat([stored, new], ignore_index=True, sort=False)
         if text is not None and list(new.columns) == list(stored.columns):
-            self._write_epochs(epochs, text + new.to_csv(index=False, header=False))
+            self._write_epochs(epochs, text + csv_text(new, header=False))
         else:
             self.write_epochs(epochs)
         return epochs

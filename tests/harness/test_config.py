@@ -62,6 +62,9 @@ BAD = [
     ("sweep", {"seed": [1, 2]}, "sweep.seed: list the seeds in 'seeds' instead"),
     ("sweep", {"batch_size": [16, 0]},
      "sweep.batch_size: Input should be greater than or equal to 1, got 0"),
+    ("name", "-rf", "name: must be a folder name of letters, digits, '.', '_' and '-' that "
+     "does not start with '.' or '-'"),
+    ("name", "n" * 101, "name: must be at most 100 characters long, got 101"),
 ]  # fmt: skip
 
 

@@ -6,14 +6,18 @@ end-to-end launch is in the default suite; the others are marked slow."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -214,3 +218,46 @@ def test_profile_launches_from_a_config_file_only(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, methods=[{"name": "dense"}]))
     with pytest.raises(UserError, match="launch: a distributed run needs a config file"):
         profile(config, launch=Launch(2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_or_killed_launcher_takes_its_ranks_with_it(tmp_path: Path, how: str) -> None:
+    """SIGTERM to `profile --nproc-per-node`: its ranks stop, and it exits 143 without a
+    traceback; kill -9: its ranks get SIGTERM from the kernel and stop too (no orphan)."""
+    config = write_config(
+        tmp_path, methods=[{"name": "dense"}], train={"epochs": 500},
+        energy={"codecarbon": False, "idle_s": 0}, inference={"enabled": False},
+    )  # fmt: skip
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "ssprop_energy", "profile", str(config), "--nproc-per-node", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    ranks: list[psutil.Process] = []
+    try:
+        assert launcher.stdout is not None
+        seen = []
+        for line in launcher.stdout:  # rank 0's progress: plain lines in a pipe
+            seen.append(line)
+            if "epoch 1:" in line:
+                break
+        assert any("epoch 1:" in line for line in seen), "".join(seen)
+        ranks = [
+            p for p in psutil.Process(launcher.pid).children(recursive=True)
+            if "ssprop_energy" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        assert len(ranks) == 2
+        launcher.send_signal(getattr(signal, how))
+        if how == "SIGTERM":
+            output = "".join(seen) + launcher.communicate(timeout=120)[0]
+            assert launcher.returncode == 143, output
+            assert "Traceback" not in output and "SignalException" not in output
+        else:
+            launcher.wait(30)
+        _, alive = psutil.wait_procs(ranks, timeout=60)
+        assert not alive, f"ranks still running after the launcher's {how}: {alive}"
+    finally:
+        for process in [*ranks, psutil.Process(launcher.pid)] if launcher.poll() is None else ranks:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        launcher.wait()

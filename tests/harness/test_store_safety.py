@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from ssprop_energy.cli import app, profile_cmd
@@ -25,7 +27,7 @@ from ssprop_energy.harness.run import trainer
 from ssprop_energy.harness.runs import plan_runs
 from ssprop_energy.harness.sweep.runner import run_sweep
 from ssprop_energy.store import LOCK, LOCK_STALE_AFTER_S, load_run, load_sweep
-from tests.support.harness_configs import write_config
+from tests.support.harness_configs import tiny_config, write_config
 
 runner = CliRunner()
 
@@ -120,6 +122,44 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path, host: str, age_s: float, tak
     assert (run_dir / LOCK).exists() != taken_over
 
 
+@pytest.mark.parametrize(
+    ("content", "why"), [(b"", "empty"), (b'{"host": "a", "pi', "not a lock's JSON")]
+)
+def test_an_unreadable_lock_is_stale_at_once_with_a_line(tmp_path: Path, content, why) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}])
+    (spec,) = plan_runs(load_config(config))
+    run_dir = tmp_path / "runs" / "tiny" / spec.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / LOCK).write_bytes(content)  # left by a crash, or damaged
+    result = _profile(str(config))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"[run 1/1 {spec.run_id}] {run_dir / LOCK}: an unreadable lock ({why}), taken over as "
+        "stale" in result.output
+    )
+    assert "claimed by pid 0" not in result.output
+    assert is_trained(run_dir) and not (run_dir / LOCK).exists()
+
+
+def test_a_crash_while_the_claim_is_written_leaves_no_lock(tmp_path: Path, monkeypatch) -> None:
+    from ssprop_energy.store import RunLock, lock
+
+    class Crashing:
+        loads = staticmethod(json.loads)
+
+        @staticmethod
+        def dumps(*args, **kwargs):
+            raise KeyboardInterrupt  # the process dies while it writes its claim
+
+        dump = dumps
+
+    monkeypatch.setattr(lock, "json", Crashing)
+    with pytest.raises(KeyboardInterrupt):
+        RunLock.claim(tmp_path / "run")
+    assert not (tmp_path / "run" / LOCK).exists()
+    assert not [p for p in (tmp_path / "run").iterdir()]  # no temporary file either
+
+
 def test_a_lock_whose_pid_was_reused_is_stale(tmp_path: Path) -> None:
     from ssprop_energy.store import live_holder
 
@@ -142,9 +182,10 @@ def test_a_second_copy_of_an_epoch_is_refused(tmp_path: Path) -> None:
     from ssprop_energy.store import RunStore, StoreConflict
 
     store = RunStore(tmp_path)
-    store.append_epoch({"run_id": "r", "epoch": 0, "energy_j": 1.0})
+    row = {"run_id": "r", "epoch": 0, "energy_j": 1.0, "time_s": 1.0, "flops_total": 1e6}
+    store.append_epoch(row)
     with pytest.raises(StoreConflict, match="holds 1 epoch rows, so epoch 0 cannot be added"):
-        store.append_epoch({"run_id": "r", "epoch": 0, "energy_j": 1.0})
+        store.append_epoch(row)
     assert store.read_epochs()["epoch"].tolist() == [0]
 
 
@@ -232,6 +273,13 @@ BAD_DATA = {
         np.arange(20) / 2,
         "y: labels must be integers, got 0.5",
     ),
+    "one label far above the others": (
+        np.ones((200, 8, 8)),
+        np.r_[np.arange(199) % 3, 1_000_000],
+        "y: labels run up to 1000000 but only 4 distinct labels occur (a model of 1000001 "
+        "outputs, 999997 of them for classes without a sample); set data.classes to the class "
+        "count, or number the labels 0 to 3",
+    ),
 }
 
 
@@ -239,11 +287,45 @@ BAD_DATA = {
 def test_bad_data_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     x, y, message = BAD_DATA[case]
     np.savez(tmp_path / "data.npz", x=x, y=y)
+    config = tiny_config(tmp_path)
+    config["data"] = {"name": "npz", "path": str(tmp_path / "data.npz"), "batch_size": 16}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
+    result = _profile(str(tmp_path / "model.yaml"), "--quiet")
+    assert result.exit_code == 2
+    assert _one_line(result) == f"error: data.path: {tmp_path / 'data.npz'}: {message}"
+    assert not any((tmp_path / "runs" / "tiny").glob("*/meta.json"))
+
+
+def test_labels_outside_the_configured_class_count_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "data.npz", x=np.ones((20, 8, 8)), y=np.arange(20) % 4)
+    data = {"name": "npz", "path": str(tmp_path / "data.npz"), "classes": 3}
+    result = _profile(str(write_config(tmp_path, data=data)), "--quiet")
+    assert result.exit_code == 2
+    assert _one_line(result) == (
+        f"error: data.path: {tmp_path / 'data.npz'}: "
+        "y: labels must be in [0, 3) (data.classes: 3), got 3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty (0 bytes), not an .npz file"),
+        (
+            b"x,y\n1,2\n",
+            "not an .npz file (numpy.savez writes a zip archive of the arrays x and y)",
+        ),
+        (b"PK\x03\x04 cut short", "not a readable .npz file (File is not a zip file)"),
+    ],
+)
+def test_an_empty_or_foreign_data_file_is_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "data.npz").write_bytes(content)
     data = {"name": "npz", "path": str(tmp_path / "data.npz")}
     result = _profile(str(write_config(tmp_path, data=data)), "--quiet")
     assert result.exit_code == 2
     assert _one_line(result) == f"error: data.path: {tmp_path / 'data.npz'}: {message}"
-    assert not any((tmp_path / "runs" / "tiny").glob("*/meta.json"))
 
 
 # 4. signals and fatal errors
@@ -347,7 +429,7 @@ def test_a_damaged_meta_is_reported_and_never_overwritten(tmp_path: Path) -> Non
     meta = damaged.path / "meta.json"
     meta.write_text("[1, 2]")  # valid JSON, not an object
     report = runner.invoke(app, ["report", str(sweep)])
-    assert report.exit_code == 0, report.output
+    assert report.exit_code == 3, report.output  # written, but a run is damaged
     problem = f"{meta}: not a JSON object (got list)"
     assert f"note: damaged, left out: {problem}" in report.output
     meta.write_text("{}")
@@ -359,6 +441,41 @@ def test_a_damaged_meta_is_reported_and_never_overwritten(tmp_path: Path) -> Non
     assert load_run(kept.path).meta.finished_at == kept.meta.finished_at
     rerun = _profile(str(config), "--quiet", "--only", damaged.run_id)
     assert rerun.exit_code == 0 and load_run(damaged.path).status == "finished"
+
+
+def test_only_never_deletes_through_a_symlinked_run_folder(tmp_path: Path) -> None:
+    config = write_config(tmp_path, methods=[{"name": "dense"}], train={"epochs": 1})
+    assert _profile(str(config), "--quiet").exit_code == 0
+    (run,) = load_sweep(tmp_path / "runs" / "tiny")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("not the tool's")
+    shutil.rmtree(run.path)
+    run.path.symlink_to(foreign, target_is_directory=True)
+    result = _profile(str(config), "--quiet", "--only", run.run_id)
+    assert result.exit_code == 2
+    assert _one_line(result) == (
+        f"error: {run.path}: a symbolic link (to {foreign}), not a run's own folder: --only "
+        "never moves or deletes files through a link; remove the link and run again"
+    )
+    assert [p.name for p in foreign.iterdir()] == ["precious.txt"]
+    assert (foreign / "precious.txt").read_text() == "not the tool's"
+
+
+def test_put_back_removes_a_link_inside_a_run_never_its_target(tmp_path: Path) -> None:
+    from ssprop_energy.harness.sweep.replace import put_back, set_aside
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("x")
+    run_dir = tmp_path / "sweep" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "meta.json").write_text("{}")
+    aside = set_aside(run_dir)
+    (run_dir / "power").symlink_to(foreign, target_is_directory=True)  # the new run's files
+    put_back(run_dir, aside)
+    assert (foreign / "precious.txt").exists() and not (run_dir / "power").exists()
+    assert [p.name for p in run_dir.iterdir()] == ["meta.json"]
 
 
 def test_damaged_killed_and_doubled_runs_read_as_such(tmp_path: Path) -> None:

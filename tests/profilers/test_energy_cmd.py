@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -102,3 +106,27 @@ def test_codecarbon_figure_says_how_far_from_the_meter_and_why() -> None:
     assert "the meter has no figure" in codecarbon_comparison(
         {**cc, "energy_consumed": 1.5e-6, "emissions": 0.0}, None
     )
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_to_measure_is_forwarded_and_the_figures_printed(signum: int, code: int) -> None:
+    """SIGTERM or SIGHUP to `measure`: the command gets it, `measure` waits for it, prints
+    its figures and exits 128 + the signal; the command is not left running."""
+    script = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    measure = subprocess.Popen(
+        [sys.executable, "-m", "ssprop_energy", "measure", "--no-codecarbon", "--",
+         sys.executable, "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert measure.stdout is not None
+        child = int(measure.stdout.readline())
+        measure.send_signal(signum)
+        output = measure.communicate(timeout=60)[0]
+    finally:
+        if measure.poll() is None:
+            os.killpg(measure.pid, signal.SIGKILL)
+            measure.wait()
+    assert measure.returncode == code, output
+    assert "time_s: " in output and "Traceback" not in output
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

@@ -176,3 +176,31 @@ def test_a_legend_taller_than_the_figure_grows_the_figure(tmp_path: Path) -> Non
         assert fig is not None
         _legends_inside(fig)
     assert fig.get_figheight() > 3.6  # grown for its legend
+
+
+@pytest.mark.parametrize("status", ["diverged", "failed", "interrupted", "running"])
+def test_a_run_without_a_power_trace_beside_runs_with_one_is_left_out_with_a_note(
+    tmp_path: Path, status: str
+) -> None:
+    """A run that ended (or is still) in its first epoch has no power readings: the report is
+    built from the others, its power charts drawn, and a note names the run without a trace."""
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        write_run(
+            sweep,
+            f"ok{seed}",
+            method="dense",
+            label="dense",
+            seed=seed,
+            epochs=epoch_rows(f"ok{seed}", [0.5, 0.6], 100.0, 20.0, 8.0, 1e9, 1.0),
+        )
+    early = write_run(
+        sweep, "early", method="dense", label="dense", seed=2, status=status,
+        epochs=epoch_rows("early", [], 100.0, 20.0, 8.0, 1e9, 1.0),
+    )  # fmt: skip
+    (early / "power.csv").unlink()
+    report = build_report([sweep])
+    assert any(n.startswith("no power trace") and "seed=2" in n for n in report.notes)
+    assert report.power["power_w"].dtype.kind == "f"
+    written = {p.name for p in write_report(report, tmp_path / "out")}
+    assert {"report.html", "power.svg", "summary.csv"} <= written

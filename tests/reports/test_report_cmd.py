@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -76,3 +77,43 @@ def test_report_prints_the_flags_apart_from_the_notes(store: Path) -> None:
         result.output
     )
     assert "note: busy machine" not in result.output
+
+
+def _three_runs(root: Path, last_status: str) -> Path:
+    from tests.support.report_store import epoch_rows, write_run
+
+    sweep = root / "sweep"
+    for seed, status in enumerate(["finished", "diverged", last_status]):
+        rows = epoch_rows(f"r{seed}", [0.5, 0.6] if status == "finished" else [], 1, 1, 1, 1, 1)
+        write_run(
+            sweep, f"r{seed}", method="dense", label="dense", seed=seed, status=status,
+            epochs=rows,
+        )  # fmt: skip
+    pd.DataFrame(
+        {"run_id": ["r0", "r1", "r2", "r3"], "method_label": "dense", "seed": [0, 1, 2, 3],
+         "setup": "-"}
+    ).to_csv(sweep / "matrix.csv", index=False)  # fmt: skip
+    return sweep
+
+
+@pytest.mark.parametrize(("last", "code"), [("interrupted", 0), ("failed", 1), ("damaged", 3)])
+def test_report_exit_status_says_whether_a_run_failed_or_is_damaged(
+    tmp_path: Path, last: str, code: int
+) -> None:
+    sweep = _three_runs(tmp_path, "failed" if last == "damaged" else last)
+    if last == "damaged":
+        (sweep / "r2" / "meta.json").write_text("[1, 2]")
+    result = runner.invoke(app, ["report", str(sweep)])
+    assert result.exit_code == code, result.output
+    assert (sweep / "report.html").is_file() and "Traceback" not in result.output
+    notes = [line for line in result.output.splitlines() if "planned runs" in line]
+    if last == "interrupted":
+        assert notes == [
+            "note: 2 of 4 planned runs not ended yet (missing.csv): r2 (interrupted), "
+            "r3 (not started)"
+        ]
+    else:
+        assert notes == [
+            "note: 1 of 4 planned runs not ended yet (missing.csv): r3 (not started)",
+            f"note: 1 of 4 planned runs failed or damaged (missing.csv): r2 ({last})",
+        ]

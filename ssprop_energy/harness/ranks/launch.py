@@ -4,6 +4,8 @@ or a rank fails."""
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 from ...errors import UserError
@@ -71,6 +73,7 @@ def launch_ranks(how: Launch, command: list[str]) -> str | None:
     naming the first rank that did not. The launcher's own environment is left as it was
     (torchrun sets ``OMP_NUM_THREADS`` and others in it for its workers)."""
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     saved = dict(os.environ)
@@ -83,10 +86,44 @@ def launch_ranks(how: Launch, command: list[str]) -> str | None:
         message = str(failure.message).strip().splitlines()
         why = message[0] if message and not message[0].startswith("To enable") else ""
         return f"rank {rank} exited with status {failure.exitcode}" + (f": {why}" if why else "")
+    except SignalException as exc:  # the launcher has stopped its ranks (they saw it too)
+        raise LaunchStopped(int(exc.sigval)) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)
     return None
+
+
+class LaunchStopped(Exception):
+    """The launcher got Ctrl-C, SIGTERM or SIGHUP; its ranks were stopped with it (each marks
+    its run ``interrupted``). ``signum``: the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl option: the signal the kernel sends a process when its parent dies."""
+
+
+def die_with_launcher() -> None:
+    """On Linux, have the kernel send this rank SIGTERM when its launcher dies, even by
+    ``kill -9`` (the rank then stops like on Ctrl-C, its run ``interrupted``), so no rank
+    trains on as an orphan; a launcher gone before the request is the same signal at once.
+    Only in a worker of PyTorch's launcher (``TORCHELASTIC_RUN_ID`` set), on Linux."""
+    if not sys.platform.startswith("linux") or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return  # not Linux, or not a worker of PyTorch's launcher
+    import ctypes
+
+    launcher = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != launcher:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class LaunchFailed(Exception):

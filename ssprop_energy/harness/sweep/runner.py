@@ -275,6 +275,8 @@ def _claim_and_run(
         result.claimed.append(spec.run_id)
         reporter.message(f"{tag} skipped: claimed by {exc.holder.describe()}")
         return False
+    if lock.note is not None:
+        reporter.message(f"{tag} {lock.note}")
     try:
         with lock:
             return _run_claimed(spec, run_dir, position, rerun, reporter, result, recorded, group)

@@ -25,14 +25,19 @@ gates.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from ssprop_energy.models import build_model
 from ssprop_energy.pruning import TOLERANCE, add_gates, gate_states, gates, polarization_loss
+from tests.support.residual_cnn import ResidualCNN
 
 SETTINGS = [
     ("sgd", 0.01),
@@ -43,25 +48,6 @@ SETTINGS = [
     ("adamw", 1e-3),
     ("adamw", 3e-3),
 ]
-
-
-class ResidualCNN(nn.Module):
-    """Stem convolution, one residual block (two convolutions), pooled linear head."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(1, width, 3, padding=1)
-        self.bn0 = nn.BatchNorm2d(width)
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.fc = nn.Linear(width, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn0(self.stem(x)))
-        x = F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
-        return self.fc(x.mean((2, 3)))
 
 
 def optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]

@@ -81,16 +81,17 @@ def test_an_injected_slowdown_is_measured_within_its_interval(tmp_path: Path) ->
 
 
 def test_it_stops_by_precision_or_by_budget_as_configured(tmp_path: Path) -> None:
-    loose = {"enabled": True, "budget": 1.0, "precision": 0.5, "min_pairs": 3}
-    _, state = _compared(_sweep(tmp_path / "precision", comparison=loose, data={"samples": 480}))
+    # the loosest precision (a few pairs meet it even on a loaded machine) and room for pairs
+    loose = {"enabled": True, "budget": 1.0, "precision": 0.99, "min_pairs": 3}
+    _, state = _compared(_sweep(tmp_path / "precision", comparison=loose, data={"samples": 960}))
     assert state.stop == "precision" and state.pairs >= 3
 
     def width(pairs: int) -> float:
         ratios = (math.exp(v) for v in state.time_log_ratios[:pairs])
         return ratio_interval(ratios).relative_half_width
 
-    assert width(state.pairs) <= 0.5
-    assert state.pairs == 3 or width(state.pairs - 1) > 0.5
+    assert width(state.pairs) <= 0.99
+    assert state.pairs == 3 or width(state.pairs - 1) > 0.99
     tight = {"enabled": True, "budget": 0.05, "precision": 0.001}
     _, state = _compared(_sweep(tmp_path / "budget", comparison=tight, data={"samples": 320}))
     assert state.stop == "budget"

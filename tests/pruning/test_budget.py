@@ -22,25 +22,7 @@ from ssprop_energy.pruning import (
     polarization_loss,
     prune_gated,
 )
-
-
-class ResidualCNN(nn.Module):
-    """Stem, one residual block (its 16 inner channels are the one gated layer), head."""
-
-    def __init__(self, width: int = 16) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(1, width, 3, padding=1)
-        self.bn0 = nn.BatchNorm2d(width)
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.fc = nn.Linear(width, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn0(self.stem(x)))
-        x = F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
-        return self.fc(x.mean((2, 3)))
+from tests.support.residual_cnn import ResidualCNN
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +64,7 @@ STEPS = 200  # docs/pruning.md#training-budget: Adam at 1e-3 needs about 150 ste
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_the_gates_reach_their_target_in_a_few_hundred_steps(name: str, digits) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    model = add_gates(ResidualCNN(), target_keep=0.5)
+    model = add_gates(ResidualCNN(16), target_keep=0.5)
     _train(model, OPTIMIZERS[name](model.parameters()), digits, STEPS)
     (state,) = gate_states(model).itertuples()
     assert state.layer == "conv1" and state.channels == 16
@@ -96,7 +78,7 @@ def test_the_gates_reach_their_target_in_a_few_hundred_steps(name: str, digits) 
 
 def test_a_budget_too_short_warns_with_what_to_change(digits) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    model = add_gates(ResidualCNN(), target_keep=0.5)
+    model = add_gates(ResidualCNN(16), target_keep=0.5)
     _train(model, torch.optim.Adam(model.parameters(), lr=1e-3), digits, 20)  # of 200
     states = gate_states(model)
     (state,) = states.itertuples()
@@ -111,7 +93,7 @@ def test_a_budget_too_short_warns_with_what_to_change(digits) -> None:  # type: 
 
 def test_the_gated_method_warns_and_notes_a_group_far_from_its_target(digits) -> None:  # type: ignore[no-untyped-def]
     method = build_method(GatedConfig(target_keep=0.5), epochs=2)
-    model = method.prepare(ResidualCNN())
+    model = method.prepare(ResidualCNN(16))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     x, y = digits
     for _ in range(3):
@@ -127,7 +109,7 @@ def test_the_gated_method_warns_and_notes_a_group_far_from_its_target(digits) ->
 
 
 def test_unpolarized_gates_are_named() -> None:
-    model = add_gates(ResidualCNN(), target_keep=0.5, level="channel")
+    model = add_gates(ResidualCNN(16), target_keep=0.5, level="channel")
     (gate,) = [m.gate for m in model.modules() if hasattr(m, "gate")]
     gate.open_fraction.copy_(torch.tensor([0.6] * 8 + [0.4] * 8))  # keeps 8: on target
     (line,) = gate_warnings(gate_states(model))

@@ -120,7 +120,9 @@ def test_a_signal_to_measure_is_forwarded_and_the_figures_printed(signum: int, c
     )  # fmt: skip
     try:
         assert measure.stdout is not None
-        child = int(measure.stdout.readline())
+        # the child's pid is the first line that is a number (an older pynvml may warn first)
+        first = iter(measure.stdout.readline, "")
+        child = int(next(line for line in first if line.strip().isdigit()))
         measure.send_signal(signum)
         output = measure.communicate(timeout=60)[0]
     finally:
